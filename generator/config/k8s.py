@@ -108,20 +108,37 @@ def _construct_bool(loader: KubeLoader, node: yaml.ScalarNode) -> bool:
 def _construct_mapping(loader: KubeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     # Strict decoding rejects a repeated key; last-one-wins would let a
     # manifest say two things and have us judge only one of them.
+    # Keys brought in by a merge (<<) may be overridden; written keys may not.
+    merge = "tag:yaml.org,2002:merge"
+    written = sum(1 for key_node, _ in node.value if key_node.tag != merge)
     loader.flatten_mapping(node)
+    first_written = len(node.value) - written
     seen: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, str | int | float | bool) and key is not None:
-            raise yaml.constructor.ConstructorError(
-                None, None, "a mapping key must be a scalar", key_node.start_mark
-            )
-        if key in seen and key_node.tag != "tag:yaml.org,2002:merge":
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+    explicit: set[str] = set()
+    for position, (key_node, value_node) in enumerate(node.value):
+        key = _json_key(loader.construct_object(key_node, deep=True), key_node)
+        if position >= first_written:
+            if key in explicit:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            explicit.add(key)
         seen[key] = loader.construct_object(value_node, deep=True)
     return seen
+
+
+def _json_key(key: Any, node: yaml.Node) -> str:
+    # YAML-to-JSON conversion (sigs.k8s.io/yaml) writes every key as a JSON
+    # string: a key spelled y or on becomes "true", 0x10 becomes "16".
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, int | str):
+        return str(key)
+    if isinstance(key, float):
+        return repr(key)
+    raise yaml.constructor.ConstructorError(
+        None, None, "a mapping key must be a string or number", node.start_mark
+    )
 
 
 KubeLoader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
@@ -293,7 +310,7 @@ def _lookup(doc, path, source, index, prefix):
 
 
 def _workload(doc, holder, source, index, prefix, path) -> Workload:
-    base = prefix + ".".join(path)
+    base = (prefix + ".".join(path)).rstrip(".")
     dot = "." if base else ""
     meta, spec = holder.get("metadata"), holder.get("spec")
     for name, value in (("metadata", meta), ("spec", spec)):

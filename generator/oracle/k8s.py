@@ -488,7 +488,8 @@ def _allow_privilege_escalation(pod: _Pod, version: Version) -> list[Finding]:
         path = f"{sc_path}.allowPrivilegeEscalation"
         value = pod.field(sc, "allowPrivilegeEscalation", bool, path)
         if value is not False:
-            state = "unset" if value is None else "true"
+            raw = sc.get("allowPrivilegeEscalation") if sc else None
+            state = "true" if value else "unset" if raw is None else "not a boolean"
             out.append(
                 _fail(
                     "allowPrivilegeEscalation",

