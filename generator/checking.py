@@ -12,7 +12,6 @@ import logging
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from generator.config.k8s import MAX_BYTES, load_documents, workloads

@@ -87,7 +87,9 @@ def _command(commands, name: str, summary: str, details: str):
         description=summary + "\n\n" + textwrap.dedent(details),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub.add_argument("-v", "--verbose", action="count", default=0, help=argparse.SUPPRESS)
+    sub.add_argument(
+        "-v", "--verbose", action="count", default=0, help=argparse.SUPPRESS
+    )
     return sub
 
 
@@ -115,7 +117,9 @@ def _add_check(commands) -> None:
           helm template . | spotcheck check - --level baseline
         """,
     )
-    sub.add_argument("files", nargs="+", metavar="FILE", help="manifest files; - is stdin")
+    sub.add_argument(
+        "files", nargs="+", metavar="FILE", help="manifest files; - is stdin"
+    )
     sub.add_argument("--json", action="store_true", help="JSON Lines, one per workload")
     sub.add_argument(
         "--pss-version",
@@ -224,7 +228,9 @@ def _run_generate(args: argparse.Namespace) -> int:
     )
     verdicts = manifest.get("verdicts", {})
     summary = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
-    print(f"wrote {args.out / 'cases.jsonl'}: {manifest.get('count')} cases ({summary})")
+    print(
+        f"wrote {args.out / 'cases.jsonl'}: {manifest.get('count')} cases ({summary})"
+    )
     return EXIT_OK
 
 

@@ -42,7 +42,9 @@ def test_small_anchor_and_merge_key_use_is_fine():
 
 
 def test_written_key_overrides_a_merged_one():
-    (doc,) = load_documents("a: &a {x: 1, y0: 1}\nb: &b {x: 2}\nc:\n  <<: [*b, *a]\n  y0: 3\n")
+    (doc,) = load_documents(
+        "a: &a {x: 1, y0: 1}\nb: &b {x: 2}\nc:\n  <<: [*b, *a]\n  y0: 3\n"
+    )
     assert doc["c"] == {"x": 2, "y0": 3}
 
 

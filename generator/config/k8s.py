@@ -208,9 +208,13 @@ def load_documents(text: str, *, source: str = "") -> list[Any]:
                 _guard(node)
             documents.append(loader.construct_document(node) if node else None)
     except yaml.YAMLError as exc:
-        raise ConfigError(_yaml_reason(exc), source=source, index=len(documents))
+        raise ConfigError(
+            _yaml_reason(exc), source=source, index=len(documents)
+        ) from None
     except RecursionError:
-        raise ConfigError("nesting too deep to read", source=source, index=len(documents))
+        raise ConfigError(
+            "nesting too deep to read", source=source, index=len(documents)
+        ) from None
     finally:
         loader.dispose()
     return documents
@@ -288,9 +292,7 @@ def _walk(doc: Any, source: str, index: int, prefix: str) -> Iterator[Workload]:
 def _walk_list(doc: dict[str, Any], source: str, index: int, prefix: str):
     items = doc.get("items") or []
     if not isinstance(items, list):
-        raise ConfigError(
-            f"{prefix}items must be a list", source=source, index=index
-        )
+        raise ConfigError(f"{prefix}items must be a list", source=source, index=index)
     for i, item in enumerate(items):
         yield from _walk(item, source, index, f"{prefix}items[{i}].")
 
@@ -302,9 +304,7 @@ def _lookup(doc, path, source, index, prefix):
             return None
         if not isinstance(value, dict):
             dotted = prefix + ".".join(path[:depth])
-            raise ConfigError(
-                f"{dotted} must be a mapping", source=source, index=index
-            )
+            raise ConfigError(f"{dotted} must be a mapping", source=source, index=index)
         value = value.get(key)
     return value
 

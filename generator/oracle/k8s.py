@@ -145,9 +145,15 @@ class _Pod:
             sc_path = f"{path}.securityContext"
             yield sc_path, self.field(container, "securityContext", dict, sc_path)
 
-    def annotations(self) -> dict[str, Any]:
+    def annotations(self) -> dict[str, str]:
+        """The annotations; a non-string value is invalid (map[string]string)."""
         path = f"{self.meta_path}.annotations"
-        return self.field(self.meta, "annotations", dict, path) or {}
+        found = self.field(self.meta, "annotations", dict, path) or {}
+        return {
+            key: value
+            for key in found
+            if (value := self.field(found, key, str, f"{path}[{key}]")) is not None
+        }
 
     def is_windows(self) -> bool:
         os_path = f"{self.spec_path}.os"
@@ -293,12 +299,10 @@ _APPARMOR_PREFIX = "container.apparmor.security.beta.kubernetes.io/"
 
 def _apparmor(pod: _Pod, version: Version) -> list[Finding]:
     out = []
-    for key, value in sorted(pod.annotations().items(), key=lambda kv: str(kv[0])):
-        if not str(key).startswith(_APPARMOR_PREFIX):
+    for key, value in sorted(pod.annotations().items()):
+        if not key.startswith(_APPARMOR_PREFIX):
             continue
-        ok = value in ("", "runtime/default") or (
-            isinstance(value, str) and value.startswith("localhost/")
-        )
+        ok = value in ("", "runtime/default") or value.startswith("localhost/")
         if not ok:
             out.append(
                 _fail(
@@ -413,7 +417,7 @@ def _seccomp_baseline(pod: _Pod, version: Version) -> list[Finding]:
 def _seccomp_annotations(pod: _Pod) -> list[Finding]:
     annotations = pod.annotations()
     keys = [_SECCOMP_POD_ANNOTATION]
-    for path, container in pod.containers():
+    for _path, container in pod.containers():
         name = container.get("name")
         if isinstance(name, str):
             keys.append(_SECCOMP_CONTAINER_PREFIX + name)
@@ -422,8 +426,8 @@ def _seccomp_annotations(pod: _Pod) -> list[Finding]:
         if key not in annotations:
             continue
         value = annotations[key]
-        ok = value in ("runtime/default", "docker/default") or (
-            isinstance(value, str) and value.startswith("localhost/")
+        ok = value in ("runtime/default", "docker/default") or value.startswith(
+            "localhost/"
         )
         if not ok:
             out.append(
@@ -515,7 +519,7 @@ def _capabilities_restricted(pod: _Pod, version: Version) -> list[Finding]:
                     "capabilities_restricted",
                     "restricted",
                     f"{caps_path}.drop",
-                    "capabilities.drop must contain \"ALL\" (exactly that spelling)",
+                    'capabilities.drop must contain "ALL" (exactly that spelling)',
                 )
             )
         for path, name in pod.strings(caps, "add", f"{caps_path}.add"):
