@@ -1,0 +1,54 @@
+"""The exact statistics behind report intervals and cluster tests."""
+
+from __future__ import annotations
+
+from math import comb
+
+import pytest
+
+from generator.stats import benjamini_hochberg, hypergeom_sf, wilson_interval
+
+
+def brute_tail(observed: int, total: int, marked: int, drawn: int) -> float:
+    denominator = comb(total, drawn)
+    return (
+        sum(
+            comb(marked, x) * comb(total - marked, drawn - x)
+            for x in range(observed, min(marked, drawn) + 1)
+        )
+        / denominator
+    )
+
+
+@pytest.mark.parametrize(
+    "observed,total,marked,drawn",
+    [(3, 20, 5, 6), (0, 20, 5, 6), (5, 20, 5, 6), (6, 20, 5, 6), (24, 200, 47, 32),
+     (1, 10, 10, 1), (40, 1000, 100, 50)],
+)  # fmt: skip
+def test_hypergeometric_tail_matches_exact_sum(
+    observed: int, total: int, marked: int, drawn: int
+) -> None:
+    expected = brute_tail(observed, total, marked, drawn)
+    assert hypergeom_sf(observed, total, marked, drawn) == pytest.approx(
+        expected, rel=1e-9, abs=1e-300
+    )
+
+
+def test_wilson_interval_matches_textbook_values() -> None:
+    assert wilson_interval(2, 6) == pytest.approx((0.0968, 0.7000), abs=1e-4)
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_benjamini_hochberg_adjusts_in_input_order() -> None:
+    qs = benjamini_hochberg([0.04, 0.01, 0.03, 0.5])
+    # Sorted: 0.01*4/1, 0.03*4/2, 0.04*4/3, 0.5; each q is the min from its rank up.
+    assert qs == pytest.approx([0.04 * 4 / 3, 0.04, 0.04 * 4 / 3, 0.5])
+
+
+def test_benjamini_hochberg_counts_tests_left_out() -> None:
+    # Passing only the small p-values with the full count gives the same q.
+    full = benjamini_hochberg([0.001, 0.002, 0.9, 0.95])
+    part = benjamini_hochberg([0.001, 0.002], total=4)
+    assert part == pytest.approx(full[:2])
