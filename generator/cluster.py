@@ -1,0 +1,269 @@
+"""Failure clusters: the slices of a run where the model fails far more than usual.
+
+A slice is a conjunction of up to two (optionally three) features of a case,
+each ``key=value``: a tag (``has_hostpath=true``), the case family, a
+violated rule (``rule=runAsNonRoot``) or the true verdict. The search is
+SliceFinder's lattice (Chung et al., ICDE 2019) over the generator's own
+features, made exact and made to read as a handful of distinct problems;
+``slicing`` has the search, this module the records and the run-level work:
+
+* **Which population.** A failure kind is only possible on some cases: a
+  missed unsafe config needs an unsafe config, a false alarm a safe one.
+  Each kind is searched on its own population, and missed-unsafe clusters
+  come first because they are the failures that ship insecure configs.
+* **Chance slices.** Every slice tried, of every kind, is one test in a
+  single Benjamini-Hochberg correction, so on a run of pure noise a cluster
+  shows up at most ``alpha`` of the time however many tags cases carry.
+* **Many names.** Slices holding exactly the same cases are one cluster;
+  the other spellings are kept as ``equivalent``.
+
+Input is streamed: per case only its id, config size, verdict, failure kind
+and feature numbers are kept, and slices are bitsets over case rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from generator.errors import InvalidArgument
+from generator.records import Case, Result, TagValue
+from generator.slicing import Settings, Slice, SliceSearch
+from generator.stats import benjamini_hochberg, wilson_interval
+
+__all__ = ["KIND_ORDER", "Cluster", "case_features", "find_clusters"]
+
+logger = logging.getLogger(__name__)
+
+# Failure kinds by how much harm they do: an insecure config let through
+# first, noise for a reviewer last.
+KIND_ORDER = (
+    "missed_unsafe",
+    "repair_still_unsafe",
+    "unparseable",
+    "repair_broke_intent",
+    "false_alarm",
+)
+
+# Which cases each kind can happen to; other kinds can happen to any case.
+_POPULATION = {"missed_unsafe": "unsafe", "false_alarm": "safe"}
+
+# Features made from the case itself rather than from its generator tags.
+_DERIVED = ("family", "rule", "truth")
+
+Feature = tuple[str, TagValue]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A slice where one failure kind is significantly more frequent.
+
+    ``lift`` is the slice's failure rate over the population's (``base_rate``);
+    ``interval`` the Wilson 95% interval of the failure rate; ``q_value`` the
+    Benjamini-Hochberg adjusted p-value over every slice tried in the run.
+    """
+
+    kind: str
+    conditions: tuple[Feature, ...]
+    support: int
+    failures: int
+    base_rate: float
+    p_value: float
+    q_value: float
+    example_case_id: str
+    equivalent: tuple[tuple[Feature, ...], ...] = ()
+
+    @property
+    def failure_rate(self) -> float:
+        return self.failures / self.support
+
+    @property
+    def lift(self) -> float:
+        return self.failure_rate / self.base_rate if self.base_rate else 0.0
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(self.failures, self.support)
+
+    @property
+    def name(self) -> str:
+        """The slice as a reader types it: ``has_hostpath=true & ape=unset``."""
+        return format_conditions(self.conditions)
+
+    def to_dict(self) -> dict[str, object]:
+        low, high = self.interval
+        return {
+            "kind": self.kind,
+            "slice": self.name,
+            "conditions": [{"key": k, "value": v} for k, v in self.conditions],
+            "support": self.support,
+            "failures": self.failures,
+            "failure_rate": round(self.failure_rate, 4),
+            "base_rate": round(self.base_rate, 4),
+            "lift": round(self.lift, 3),
+            "interval": [round(low, 4), round(high, 4)],
+            "p_value": float(f"{self.p_value:.3g}"),
+            "q_value": float(f"{self.q_value:.3g}"),
+            "example_case_id": self.example_case_id,
+            "equivalent": [format_conditions(c) for c in self.equivalent],
+        }
+
+
+def format_conditions(conditions: Iterable[Feature]) -> str:
+    return " & ".join(f"{k}={json.dumps(v).strip(chr(34))}" for k, v in conditions)
+
+
+def case_features(case: Case) -> list[Feature]:
+    """The features a slice can be built from: tags, family, rules, verdict.
+
+    Tags are flat by contract; a list or mapping value names no slice and is
+    left out rather than failing the whole report.
+    """
+    features: list[Feature] = [("family", case.family), ("truth", case.truth.verdict)]
+    features += [
+        (key, value)
+        for key, value in sorted(case.tags.items())
+        if isinstance(value, str | int | float) and key not in _DERIVED
+    ]
+    features += [("rule", rule) for rule in case.truth.rules]
+    return features
+
+
+class _Rows:
+    """What the search keeps of each case while the results stream past."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.sizes: list[int] = []
+        self.verdicts: list[str] = []
+        self.failures: list[str | None] = []
+        self.index: dict[tuple[str, str], int] = {}
+        self.features: list[Feature] = []
+        self.postings: list[list[int]] = []
+
+    def add(self, case: Case, result: Result) -> None:
+        row = len(self.ids)
+        self.ids.append(case.id)
+        self.sizes.append(len(case.config))
+        self.verdicts.append(case.truth.verdict)
+        self.failures.append(None if result.correct else result.failure)
+        for key, value in case_features(case):
+            # JSON spelling keeps true and 1 apart, which Python equality does not.
+            number = self.index.setdefault((key, json.dumps(value)), len(self.features))
+            if number == len(self.features):
+                self.features.append((key, value))
+                self.postings.append([])
+            self.postings[number].append(row)
+
+    def mask(self, rows: Iterable[int]) -> int:
+        bits = bytearray((len(self.ids) + 7) // 8)
+        for row in rows:
+            bits[row >> 3] |= 1 << (row & 7)
+        return int.from_bytes(bits, "little")
+
+
+def find_clusters(
+    pairs: Iterable[tuple[Case, Result]],
+    *,
+    min_support: int = 10,
+    min_failures: int = 3,
+    min_lift: float = 1.5,
+    max_conditions: int = 2,
+    alpha: float = 0.05,
+    max_clusters: int = 10,
+) -> list[Cluster]:
+    """The failure clusters of one run, most harmful kind first.
+
+    ``pairs`` is each case with its result, as ``Run.pairs()`` streams them.
+    ``alpha`` is the false discovery rate over every slice tried for every
+    kind. Within a kind, clusters come strongest evidence first.
+    """
+    if max_conditions not in (1, 2, 3):
+        raise InvalidArgument(f"max_conditions={max_conditions!r}: use 1, 2 or 3")
+    if min_support < 1 or not 0 < alpha < 1:
+        raise InvalidArgument(
+            f"min_support={min_support!r}, alpha={alpha!r}: need >= 1 and in (0, 1)"
+        )
+    settings = Settings(
+        min_support, min_failures, min_lift, max_conditions, alpha, max_clusters
+    )
+
+    rows = _Rows()
+    for case, result in pairs:
+        rows.add(case, result)
+    masks = [rows.mask(posting) for posting in rows.postings]
+    rows.postings = []  # the bitsets hold the same facts, more compactly
+    keys = [key for key, _ in rows.features]
+
+    # Tags name slices before derived features (family, rule, verdict):
+    # they are the generator's own words for the input space.
+    def name_order(number: int) -> tuple[bool, str, str]:
+        key, value = rows.features[number]
+        return (key in _DERIVED, key, json.dumps(value))
+
+    order = [0] * len(masks)
+    for position, number in enumerate(sorted(range(len(masks)), key=name_order)):
+        order[number] = position
+
+    kinds = sorted(
+        {kind for kind in rows.failures if kind},
+        key=lambda k: (KIND_ORDER.index(k) if k in KIND_ORDER else len(KIND_ORDER), k),
+    )
+    searches = {}
+    for kind in kinds:
+        wanted = _POPULATION.get(kind)
+        population = rows.mask(
+            r for r, verdict in enumerate(rows.verdicts) if wanted in (None, verdict)
+        )
+        failed = rows.mask(r for r, f in enumerate(rows.failures) if f == kind)
+        searches[kind] = SliceSearch(masks, keys, order, population, failed, settings)
+        searches[kind].try_slices()
+
+    # One family of tests for the whole run, so the false discovery rate holds
+    # for the report as a whole and not once per failure kind.
+    tried = [item for search in searches.values() for item in search.candidates]
+    total = sum(search.tried for search in searches.values())
+    qs = benjamini_hochberg([item.p_value for item in tried], total=total)
+    for item, q in zip(tried, qs, strict=True):
+        item.q_value = q
+    passed = [item.p_value for item in tried if item.q_value <= alpha]
+    cutoff = max(passed, default=0.0)
+    logger.info(
+        "clusters: %d cases, %d slices tried, %d discoveries (p <= %.3g)",
+        len(rows.ids), total, len(passed), cutoff,
+    )  # fmt: skip
+
+    clusters: list[Cluster] = []
+    for kind, search in searches.items():
+        for item in search.select(cutoff):
+            clusters.append(_cluster(rows, kind, search, item))
+    return clusters
+
+
+def _cluster(rows: _Rows, kind: str, search: SliceSearch, item: Slice) -> Cluster:
+    # The smallest failing config is the one a person reads first.
+    example = min(
+        (rows.sizes[r], rows.ids[r]) for r in _bits(item.mask & search.failed)
+    )[1]
+    return Cluster(
+        kind=kind,
+        conditions=tuple(rows.features[f] for f in item.features),
+        support=item.support,
+        failures=item.failures,
+        base_rate=search.base,
+        p_value=item.p_value,
+        q_value=item.q_value,
+        example_case_id=example,
+        equivalent=tuple(
+            tuple(rows.features[f] for f in name) for name in search.spellings(item)
+        ),
+    )
+
+
+def _bits(mask: int) -> Iterator[int]:
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low

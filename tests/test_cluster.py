@@ -1,0 +1,179 @@
+"""Failure-cluster discovery: planted clusters are found, noise is not."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from fakeruns import answer, make_case
+
+from generator.cluster import Cluster, find_clusters
+from generator.errors import InvalidArgument
+from generator.records import Case, Result
+
+Pair = tuple[Case, Result]
+
+
+def planted_run(seed: int, n: int = 200) -> list[Pair]:
+    """The model misses 80% of unsafe hostPath pods with ape unset, 5% elsewhere."""
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(n):
+        hostpath = rng.random() < 0.5
+        ape = rng.choice(["unset", "false", "true"])
+        tags = {
+            "has_hostpath": hostpath,
+            "ape": ape,
+            "containers": rng.randint(1, 3),
+            "os": rng.choice(["linux", "windows", "none"]),
+            "kind": rng.choice(["Pod", "Deployment", "Job"]),
+        }
+        rules = ["restrictedVolumes"] if hostpath else []
+        rules += ["allowPrivilegeEscalation"] if ape != "false" else []
+        rules += ["runAsNonRoot"] if rng.random() < 0.3 else []
+        case = make_case(i, tags=tags, rules=rules, verdict="safe")
+        if case.truth.verdict == "unsafe":
+            miss = rng.random() < (0.8 if hostpath and ape == "unset" else 0.05)
+            said = "safe" if miss else "unsafe"
+        else:
+            said = "unsafe" if rng.random() < 0.05 else "safe"
+        pairs.append((case, answer(case, said)))
+    return pairs
+
+
+def noise_run(seed: int, n: int = 600, tags: int = 15) -> list[Pair]:
+    """10% wrong answers, independent of 15 random tags and three rules."""
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(n):
+        case_tags = {f"t{j}": rng.choice("abcde"[: 2 + j % 4]) for j in range(tags)}
+        unsafe = rng.random() < 0.6
+        rules = [rng.choice(["r1", "r2", "r3"])] if unsafe else []
+        case = make_case(i, tags=case_tags, rules=rules, verdict="safe")
+        said = case.truth.verdict
+        if rng.random() < 0.1:
+            said = "safe" if said == "unsafe" else "unsafe"
+        pairs.append((case, answer(case, said)))
+    return pairs
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_planted_cluster_is_found_first_with_its_conditions(seed: int) -> None:
+    clusters = find_clusters(planted_run(seed))
+
+    top = clusters[0]
+    assert top.kind == "missed_unsafe"
+    assert set(top.conditions) == {("has_hostpath", True), ("ape", "unset")}
+    assert top.failure_rate > 0.6 and top.lift > 2
+    assert top.interval[0] < top.failure_rate < top.interval[1]
+    assert top.q_value <= 0.05
+
+
+def test_planted_cluster_is_not_repeated_by_its_parts_or_overlaps() -> None:
+    clusters = find_clusters(planted_run(1))
+
+    names = [c.name for c in clusters]
+    assert names == ["ape=unset & has_hostpath=true"]
+
+
+def test_equivalent_spellings_are_listed_not_reported_twice() -> None:
+    top = find_clusters(planted_run(1))[0]
+
+    # In the unsafe population, the hostPath tag and its rule hold the same cases.
+    assert (("ape", "unset"), ("rule", "restrictedVolumes")) in top.equivalent
+
+
+def test_example_case_is_the_smallest_failing_config() -> None:
+    pairs = planted_run(1)
+    top = find_clusters(pairs)[0]
+
+    in_cluster = [
+        case
+        for case, result in pairs
+        if result.failure == "missed_unsafe"
+        and case.tags["has_hostpath"] is True
+        and case.tags["ape"] == "unset"
+    ]
+    smallest = min(in_cluster, key=lambda c: (len(c.config), c.id))
+    assert top.example_case_id == smallest.id
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pure_noise_yields_no_clusters(seed: int) -> None:
+    assert find_clusters(noise_run(seed)) == []
+
+
+def test_pure_noise_yields_no_clusters_with_three_conditions() -> None:
+    assert find_clusters(noise_run(7), max_conditions=3) == []
+
+
+def test_missed_unsafe_clusters_rank_above_false_alarm_clusters() -> None:
+    rng = random.Random(5)
+    pairs = []
+    for i in range(400):
+        tags = {"volume": rng.choice(["hostPath", "emptyDir"])}
+        tags["seccomp"] = rng.choice(["unset", "RuntimeDefault"])
+        unsafe = rng.random() < 0.5
+        case = make_case(i, tags=tags, rules=["r"] if unsafe else [], verdict="safe")
+        # A strong false-alarm slice and a weaker missed-unsafe slice: kind,
+        # not strength, decides the order.
+        if unsafe:
+            wrong = rng.random() < (0.6 if tags["seccomp"] == "unset" else 0.05)
+        else:
+            wrong = rng.random() < (0.95 if tags["volume"] == "hostPath" else 0.02)
+        said = case.truth.verdict
+        if wrong:
+            said = "safe" if said == "unsafe" else "unsafe"
+        pairs.append((case, answer(case, said)))
+
+    clusters = find_clusters(pairs)
+
+    kinds = [c.kind for c in clusters]
+    assert kinds[0] == "missed_unsafe" and "false_alarm" in kinds
+    assert kinds.index("false_alarm") > max(
+        i for i, k in enumerate(kinds) if k == "missed_unsafe"
+    )
+    assert clusters[0].conditions == (("seccomp", "unset"),)
+
+
+def test_a_single_feature_problem_is_not_split_into_conjunctions() -> None:
+    rng = random.Random(11)
+    pairs = []
+    for i in range(300):
+        tags = {"a": rng.choice("xyz"), "b": rng.choice("pq"), "c": rng.choice("mn")}
+        case = make_case(i, tags=tags, rules=["r"])
+        miss = rng.random() < (0.7 if tags["a"] == "x" else 0.05)
+        pairs.append((case, answer(case, "safe" if miss else "unsafe")))
+
+    clusters = find_clusters(pairs)
+
+    assert [c.conditions for c in clusters] == [(("a", "x"),)]
+
+
+def test_cluster_dict_is_json_ready() -> None:
+    data = find_clusters(planted_run(1))[0].to_dict()
+
+    assert list(data)[:3] == ["kind", "slice", "conditions"]
+    assert data["conditions"] == [
+        {"key": "ape", "value": "unset"},
+        {"key": "has_hostpath", "value": True},
+    ]
+    assert data["failures"] <= data["support"]
+    assert isinstance(data["p_value"], float)
+
+
+def test_no_failures_gives_no_clusters() -> None:
+    case = make_case(0, tags={"a": "x"}, rules=["r"])
+    assert find_clusters([(case, answer(case, "unsafe"))]) == []
+
+
+def test_bad_settings_are_rejected() -> None:
+    with pytest.raises(InvalidArgument, match="max_conditions=4"):
+        find_clusters([], max_conditions=4)
+
+
+def test_cluster_name_spells_booleans_as_json() -> None:
+    cluster = Cluster("missed_unsafe", (("hostNetwork", True), ("os", "linux")),
+                      10, 5, 0.1, 0.01, 0.02, "k8s-1")  # fmt: skip
+    assert cluster.name == "hostNetwork=true & os=linux"
+    assert cluster.lift == pytest.approx(5.0)
