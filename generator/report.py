@@ -1,0 +1,332 @@
+"""The report on a run: how often the model lets an unsafe config through, and where.
+
+The headline is the missed-unsafe rate (unsafe configs the model called safe,
+over all unsafe configs): the number a release gate cares about, because a
+missed unsafe config is what ships. Accuracy, false alarms and unparseable
+answers follow; then accuracy per failed check and per case family, the
+confusion table, and the failure clusters of ``cluster``.
+
+``build_report`` makes a plain dict (the ``--json`` output, keys in a fixed
+order) in one streaming pass per run; ``format_report`` renders it as
+Markdown for the terminal. Every rate carries its Wilson 95% interval, since
+a rate over 40 unsafe cases is a much vaguer claim than one over 4,000.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from generator.cluster import find_clusters
+from generator.errors import InvalidArgument
+from generator.records import Case, Result
+from generator.rundata import load_run
+from generator.stats import wilson_interval
+
+__all__ = ["REPORT_VERSION", "build_report", "format_report", "rate"]
+
+logger = logging.getLogger(__name__)
+
+# Bumped when the report dict changes shape, so scripts can tell.
+REPORT_VERSION = 1
+
+ANSWERS = ("unsafe", "safe", "unparseable")
+
+
+def rate(numerator: int, denominator: int) -> dict[str, Any]:
+    """A proportion with its Wilson 95% interval; value None when 0/0."""
+    if denominator == 0:
+        return {"value": None, "interval": None, "count": 0, "of": 0}
+    low, high = wilson_interval(numerator, denominator)
+    return {
+        "value": round(numerator / denominator, 4),
+        "interval": [round(low, 4), round(high, 4)],
+        "count": numerator,
+        "of": denominator,
+    }
+
+
+class _Tally:
+    """The counts a report needs, filled while the results stream past."""
+
+    def __init__(self) -> None:
+        self.truth: Counter[str] = Counter()
+        self.failures: Counter[str] = Counter()
+        self.correct = 0
+        self.confusion: dict[str, Counter[str]] = {t: Counter() for t in ANSWERS[:2]}
+        self.rules: dict[str, Counter[str]] = defaultdict(Counter)
+        self.families: dict[str, Counter[str]] = defaultdict(Counter)
+
+    def watch(
+        self, pairs: Iterable[tuple[Case, Result]]
+    ) -> Iterator[tuple[Case, Result]]:
+        """Count each pair on its way to the cluster search: one pass for both."""
+        for case, result in pairs:
+            self.add(case, result)
+            yield case, result
+
+    def add(self, case: Case, result: Result) -> None:
+        truth = case.truth.verdict
+        self.truth[truth] += 1
+        self.correct += result.correct
+        if not result.correct and result.failure:
+            self.failures[result.failure] += 1
+        if result.task == "verdict":
+            answer = result.answer if result.answer in ("safe", "unsafe") else None
+            self.confusion[truth][answer or "unparseable"] += 1
+
+        # Per check: a case with several violations counts once for each.
+        outcome = "correct" if result.correct else "wrong"
+        for rule in case.truth.rules:
+            self.rules[rule]["cases"] += 1
+            self.rules[rule][outcome] += 1
+        family = self.families[case.family]
+        family["cases"] += 1
+        family[outcome] += 1
+        family[truth] += 1
+        if not result.correct and result.failure:
+            family[result.failure] += 1
+
+
+def build_report(run_dirs: list[Path], **cluster_options: Any) -> dict[str, Any]:
+    """The report on each run, plus headline deltas when there are several.
+
+    Raises ``SuiteError`` for a run whose suite changed since it was made.
+    ``cluster_options`` go to ``find_clusters`` (``min_support``, ``alpha``...).
+    """
+    if not run_dirs:
+        raise InvalidArgument("run_dirs is empty: name at least one run directory")
+    runs = [_run_report(Path(d), cluster_options) for d in run_dirs]
+    report: dict[str, Any] = {"report_version": REPORT_VERSION, "runs": runs}
+    if len(runs) > 1:
+        report["comparison"] = [_delta(runs[0], other) for other in runs[1:]]
+    return report
+
+
+def _cluster_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """find_clusters' defaults overlaid with ``options``, to print with the report."""
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(find_clusters).parameters.items()
+        if p.kind is p.KEYWORD_ONLY
+    }
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise InvalidArgument(
+            f"unknown cluster options {unknown}; known: {sorted(defaults)}"
+        )
+    return {**defaults, **options}
+
+
+def _run_report(run_dir: Path, cluster_options: dict[str, Any]) -> dict[str, Any]:
+    run = load_run(run_dir)
+    tally = _Tally()
+    settings = _cluster_settings(cluster_options)
+    clusters = find_clusters(tally.watch(run.pairs()), **settings)
+    total = sum(tally.truth.values())
+    unsafe, safe = tally.truth["unsafe"], tally.truth["safe"]
+    logger.info("report %s: %d results, %d clusters", run_dir, total, len(clusters))
+
+    rates = {
+        "accuracy": rate(tally.correct, total),
+        "missed_unsafe": rate(tally.failures["missed_unsafe"], unsafe),
+        "false_alarm": rate(tally.failures["false_alarm"], safe),
+        "unparseable": rate(tally.failures["unparseable"], total),
+    }
+    # A repair run is judged on whether the fix is safe and still intended.
+    headline = "missed_unsafe"
+    if run.task == "repair":
+        rates["repair_still_unsafe"] = rate(
+            tally.failures["repair_still_unsafe"], total
+        )
+        rates["repair_broke_intent"] = rate(
+            tally.failures["repair_broke_intent"], total
+        )
+        headline = "repair_still_unsafe"
+
+    meta = run.meta
+    return {
+        "run": str(run_dir),
+        "suite": str(run.suite_dir),
+        "suite_sha256": meta["suite_sha256"],
+        "model": run.model,
+        "task": run.task,
+        "template_id": meta.get("template_id"),
+        "template_version": meta.get("template_version"),
+        "cases": total,
+        "truth": {"unsafe": unsafe, "safe": safe},
+        "headline": {"metric": headline, **rates[headline]},
+        "rates": rates,
+        "failures": {kind: tally.failures[kind] for kind in sorted(tally.failures)},
+        "confusion": _confusion(tally) if run.task == "verdict" else None,
+        "per_rule": _breakdown(tally.rules, "rule"),
+        "per_family": _breakdown(tally.families, "family"),
+        "cluster_settings": settings,
+        "clusters": [c.to_dict() for c in clusters],
+    }
+
+
+def _confusion(tally: _Tally) -> dict[str, dict[str, int]]:
+    """Truth (rows) against the model's answer (columns)."""
+    return {
+        truth: {answer: tally.confusion[truth][answer] for answer in ANSWERS}
+        for truth in ("unsafe", "safe")
+    }
+
+
+def _breakdown(groups: dict[str, Counter[str]], name: str) -> list[dict[str, Any]]:
+    """Accuracy per group, worst first, so the weak spots lead the table."""
+    rows = []
+    for key, counts in groups.items():
+        row: dict[str, Any] = {
+            name: key,
+            "cases": counts["cases"],
+            "correct": counts["correct"],
+            "accuracy": rate(counts["correct"], counts["cases"])["value"],
+        }
+        if name == "family":
+            row["missed_unsafe"] = rate(counts["missed_unsafe"], counts["unsafe"])
+            row["false_alarm"] = rate(counts["false_alarm"], counts["safe"])
+        rows.append(row)
+    rows.sort(key=lambda r: (r["accuracy"], -r["cases"], r[name]))
+    return rows
+
+
+def _delta(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """How a later run moved the rates that matter against the first run."""
+    delta: dict[str, Any] = {"run": other["run"], "against": base["run"]}
+    for metric in ("accuracy", "missed_unsafe", "false_alarm"):
+        before = base["rates"][metric]["value"]
+        after = other["rates"][metric]["value"]
+        change = None if before is None or after is None else round(after - before, 4)
+        delta[metric] = {"before": before, "after": after, "change": change}
+    return delta
+
+
+# --- Markdown -----------------------------------------------------------------
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as Markdown: headline first, then tables, then clusters."""
+    parts = [_format_run(run) for run in report["runs"]]
+    if report.get("comparison"):
+        parts.append(_format_comparison(report["comparison"]))
+    return "\n\n".join(parts) + "\n"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _span(interval: list[float] | None) -> str:
+    if interval is None:
+        return "n/a"
+    return f"{100 * interval[0]:.1f}–{100 * interval[1]:.1f}%"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+_LABELS = {
+    "accuracy": "accuracy",
+    "missed_unsafe": "missed unsafe (unsafe called safe)",
+    "false_alarm": "false alarms (safe called unsafe)",
+    "unparseable": "unparseable answers",
+    "repair_still_unsafe": "repairs still unsafe",
+    "repair_broke_intent": "repairs that broke the config's intent",
+}
+
+
+def _format_run(run: dict[str, Any]) -> str:
+    head = run["headline"]
+    out = [
+        f"# spotcheck report: {run['run']}",
+        "",
+        f"model `{run['model']}` · task {run['task']} · template "
+        f"{run['template_id']} v{run['template_version']} · {run['cases']} cases "
+        f"({run['truth']['unsafe']} unsafe, {run['truth']['safe']} safe) · suite "
+        f"{run['suite']} (sha256 {run['suite_sha256'][:12]})",
+        "",
+        f"**{_LABELS[head['metric']].capitalize()}: {_pct(head['value'])}** "
+        f"({head['count']} of {head['of']}; 95% interval {_span(head['interval'])})",
+        "",
+    ]
+    rows = [
+        [
+            _LABELS[name],
+            _pct(r["value"]),
+            _span(r["interval"]),
+            f"{r['count']}/{r['of']}",
+        ]
+        for name, r in run["rates"].items()
+    ]
+    out += _table(["metric", "rate", "95% interval", "count"], rows)
+
+    if run["confusion"]:
+        out += ["", "## Confusion (rows: truth, columns: model answer)", ""]
+        rows = [[t, *run["confusion"][t].values()] for t in run["confusion"]]
+        out += _table(["truth \\ answer", *ANSWERS], rows)
+
+    out += ["", "## Per check (cases failing the rule)", ""]
+    rows = [
+        [f"`{r['rule']}`", r["cases"], r["correct"], _pct(r["accuracy"])]
+        for r in run["per_rule"]
+    ]
+    out += _table(["rule", "cases", "correct", "accuracy"], rows) if rows else ["none"]
+
+    out += ["", "## Per family", ""]
+    rows = [
+        [r["family"], r["cases"], _pct(r["accuracy"]),
+         _ratio(r["missed_unsafe"]), _ratio(r["false_alarm"])]
+        for r in run["per_family"]
+    ]  # fmt: skip
+    out += _table(
+        ["family", "cases", "accuracy", "missed unsafe", "false alarms"], rows
+    )
+
+    out += ["", "## Failure clusters", ""]
+    out += _format_clusters(run["clusters"], run["cluster_settings"]["alpha"])
+    return "\n".join(out)
+
+
+def _ratio(r: dict[str, Any]) -> str:
+    return f"{_pct(r['value'])} ({r['count']}/{r['of']})" if r["of"] else "–"
+
+
+def _format_clusters(clusters: list[dict[str, Any]], alpha: float) -> list[str]:
+    if not clusters:
+        return [
+            "No slice of the cases fails significantly more often than the run "
+            f"as a whole (false discovery rate {alpha:g})."
+        ]
+    rows = [
+        [
+            i, c["kind"], f"`{c['slice']}`", c["support"],
+            f"{_pct(c['failure_rate'])} ({c['failures']})", f"{c['lift']:.1f}×",
+            _span(c["interval"]), f"`{c['example_case_id']}`",
+        ]
+        for i, c in enumerate(clusters, start=1)
+    ]  # fmt: skip
+    header = ["#", "kind", "slice", "cases", "fail rate", "lift", "95% interval"]
+    return _table([*header, "smallest failing case"], rows)
+
+
+def _format_comparison(deltas: list[dict[str, Any]]) -> str:
+    out = ["# Comparison", ""]
+    rows = []
+    for d in deltas:
+        for metric in ("missed_unsafe", "accuracy", "false_alarm"):
+            m = d[metric]
+            change = "n/a" if m["change"] is None else f"{100 * m['change']:+.1f} pts"
+            rows.append(
+                [d["run"], _LABELS[metric], _pct(m["before"]), _pct(m["after"]), change]
+            )
+    out += _table(["run", "metric", "first run", "this run", "change"], rows)
+    return "\n".join(out)

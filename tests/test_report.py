@@ -1,0 +1,185 @@
+"""The run report: numbers checked by hand, suite integrity, rendering."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from fakeruns import answer, make_case, write_run, write_suite
+
+from generator.errors import InvalidArgument, SuiteError
+from generator.report import build_report, format_report
+
+# (family, rules, what the model said): 6 unsafe cases and 4 safe ones.
+SMALL_RUN = [
+    ("pod", ["runAsNonRoot"], "unsafe"),
+    ("pod", ["runAsNonRoot", "seccompProfile_restricted"], "safe"),  # missed
+    ("pod", ["seccompProfile_restricted"], "unsafe"),
+    ("deployment", ["runAsNonRoot"], "safe"),  # missed
+    ("deployment", ["privileged"], None),  # unparseable
+    ("deployment", ["privileged"], "unsafe"),
+    ("pod", [], "safe"),
+    ("pod", [], "unsafe"),  # false alarm
+    ("deployment", [], "safe"),
+    ("deployment", [], "safe"),
+]
+
+
+def small_run(tmp_path: Path) -> Path:
+    cases = [
+        make_case(i, family=family, rules=rules, verdict="safe")
+        for i, (family, rules, _) in enumerate(SMALL_RUN)
+    ]
+    suite = write_suite(tmp_path / "suite", cases)
+    results = [
+        answer(c, said) for c, (_, _, said) in zip(cases, SMALL_RUN, strict=True)
+    ]
+    return write_run(tmp_path / "run", suite, results)
+
+
+def test_small_run_numbers_match_a_hand_count(tmp_path: Path) -> None:
+    run = build_report([small_run(tmp_path)])["runs"][0]
+
+    assert run["cases"] == 10
+    assert run["truth"] == {"unsafe": 6, "safe": 4}
+    assert run["headline"]["metric"] == "missed_unsafe"
+    assert run["headline"]["value"] == pytest.approx(2 / 6, abs=1e-4)
+    assert (run["headline"]["count"], run["headline"]["of"]) == (2, 6)
+    assert run["rates"]["accuracy"]["value"] == pytest.approx(0.6)
+    assert run["rates"]["false_alarm"]["value"] == pytest.approx(0.25)
+    assert run["rates"]["unparseable"]["count"] == 1
+    assert run["failures"] == {"false_alarm": 1, "missed_unsafe": 2, "unparseable": 1}
+    assert run["confusion"] == {
+        "unsafe": {"unsafe": 3, "safe": 2, "unparseable": 1},
+        "safe": {"unsafe": 1, "safe": 3, "unparseable": 0},
+    }
+
+
+def test_per_check_accuracy_counts_each_rule_of_a_case(tmp_path: Path) -> None:
+    run = build_report([small_run(tmp_path)])["runs"][0]
+
+    per_rule = {r["rule"]: (r["cases"], r["correct"]) for r in run["per_rule"]}
+    assert per_rule == {
+        "runAsNonRoot": (3, 1),
+        "seccompProfile_restricted": (2, 1),
+        "privileged": (2, 1),
+    }
+    # Worst first: runAsNonRoot is right 1 time in 3.
+    assert run["per_rule"][0]["rule"] == "runAsNonRoot"
+
+
+def test_per_family_accuracy_and_missed_unsafe(tmp_path: Path) -> None:
+    run = build_report([small_run(tmp_path)])["runs"][0]
+
+    families = {r["family"]: r for r in run["per_family"]}
+    assert (families["pod"]["cases"], families["pod"]["correct"]) == (5, 3)
+    assert families["pod"]["missed_unsafe"]["count"] == 1
+    assert families["pod"]["false_alarm"]["of"] == 2
+    assert (families["deployment"]["cases"], families["deployment"]["correct"]) == (
+        5,
+        3,
+    )
+
+
+def test_rates_carry_wilson_intervals_around_the_value(tmp_path: Path) -> None:
+    rates = build_report([small_run(tmp_path)])["runs"][0]["rates"]
+
+    for item in rates.values():
+        low, high = item["interval"]
+        assert 0 <= low <= item["value"] <= high <= 1
+    # Wilson 95% for 2/6, by the textbook formula.
+    assert rates["missed_unsafe"]["interval"] == pytest.approx(
+        [0.0968, 0.7000], abs=1e-3
+    )
+
+
+def test_report_is_json_with_a_stable_key_order(tmp_path: Path) -> None:
+    run_dir = small_run(tmp_path)
+
+    first = json.dumps(build_report([run_dir]))
+    second = json.dumps(build_report([run_dir]))
+
+    assert first == second
+    assert list(json.loads(first)["runs"][0])[:6] == [
+        "run", "suite", "suite_sha256", "model", "task", "template_id",
+    ]  # fmt: skip
+
+
+def test_changed_suite_is_a_suite_error(tmp_path: Path) -> None:
+    run_dir = small_run(tmp_path)
+    cases = tmp_path / "suite" / "cases.jsonl"
+    cases.write_text(cases.read_text() + "\n", encoding="utf-8")
+
+    with pytest.raises(SuiteError, match="changed since the run"):
+        build_report([run_dir])
+
+
+def test_result_for_a_case_outside_the_suite_is_a_suite_error(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path / "suite", [make_case(1, rules=["r"])])
+    stray = make_case(2, rules=["r"])
+    run_dir = write_run(tmp_path / "run", suite, [answer(stray, "safe")])
+
+    with pytest.raises(SuiteError, match="not in suite"):
+        build_report([run_dir])
+
+
+def test_missing_run_files_are_suite_errors(tmp_path: Path) -> None:
+    with pytest.raises(SuiteError, match="no run.json"):
+        build_report([tmp_path])
+    with pytest.raises(InvalidArgument):
+        build_report([])
+
+
+def test_report_includes_the_failure_clusters(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    cases, results = [], []
+    for i in range(200):
+        hostpath = rng.random() < 0.4
+        case = make_case(i, tags={"has_hostpath": hostpath, "n": rng.randint(1, 3)},
+                         rules=["restrictedVolumes"] if hostpath else ["runAsNonRoot"])  # fmt: skip
+        miss = rng.random() < (0.8 if hostpath else 0.05)
+        cases.append(case)
+        results.append(answer(case, "safe" if miss else "unsafe"))
+    suite = write_suite(tmp_path / "suite", cases)
+    run_dir = write_run(tmp_path / "run", suite, results)
+
+    report = build_report([run_dir])
+    clusters = report["runs"][0]["clusters"]
+    text = format_report(report)
+
+    assert clusters[0]["slice"] == "has_hostpath=true"
+    assert clusters[0]["kind"] == "missed_unsafe"
+    assert clusters[0]["example_case_id"] in text
+    assert "`has_hostpath=true`" in text
+
+
+def test_markdown_leads_with_the_missed_unsafe_rate(tmp_path: Path) -> None:
+    text = format_report(build_report([small_run(tmp_path)]))
+
+    lines = [line for line in text.splitlines() if line]
+    assert lines[0].startswith("# spotcheck report")
+    assert lines[2].startswith("**Missed unsafe (unsafe called safe): 33.3%**")
+    assert "| unsafe | 3 | 2 | 1 |" in text
+    assert "No slice of the cases fails significantly" in text
+
+
+def test_two_runs_are_compared_on_the_headline(tmp_path: Path) -> None:
+    first = small_run(tmp_path)
+    cases = [make_case(i, rules=r, family=f, verdict="safe")
+             for i, (f, r, _) in enumerate(SMALL_RUN)]  # fmt: skip
+    perfect = [answer(c, c.truth.verdict) for c in cases]
+    second = write_run(tmp_path / "run2", tmp_path / "suite", perfect)
+
+    report = build_report([first, second])
+
+    delta = report["comparison"][0]["missed_unsafe"]
+    assert delta["after"] == 0.0
+    assert delta["change"] == pytest.approx(-0.3333, abs=1e-4)
+    assert "# Comparison" in format_report(report)
+
+
+def test_unknown_cluster_option_names_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgument, match="min_support"):
+        build_report([small_run(tmp_path)], min_suport=5)
