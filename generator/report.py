@@ -308,7 +308,7 @@ def _format_clusters(clusters: list[dict[str, Any]], alpha: float) -> list[str]:
         ]
     rows = [
         [
-            i, c["kind"], f"`{c['slice']}`", c["support"],
+            i, c["kind"], _slice_cell(c), c["support"],
             f"{_pct(c['failure_rate'])} ({c['failures']})", f"{c['lift']:.1f}×",
             _span(c["interval"]), f"`{c['example_case_id']}`",
         ]
@@ -316,6 +316,12 @@ def _format_clusters(clusters: list[dict[str, Any]], alpha: float) -> list[str]:
     ]  # fmt: skip
     header = ["#", "kind", "slice", "cases", "fail rate", "lift", "95% interval"]
     return _table([*header, "smallest failing case"], rows)
+
+
+def _slice_cell(cluster: dict[str, Any]) -> str:
+    # One other spelling is enough to tell the reader which check it is.
+    also = cluster["equivalent"][:1]
+    return f"`{cluster['slice']}`" + "".join(f" (also `{a}`)" for a in also)
 
 
 def _format_comparison(deltas: list[dict[str, Any]]) -> str:
