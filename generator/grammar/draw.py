@@ -1,0 +1,59 @@
+"""Drawing examples from a strategy, the same ones every time for the same seed.
+
+A release suite must be byte-identical for the same arguments, on any
+machine and in any process. Hypothesis is random by default, so this runs
+the strategy through ``@given`` with everything that could vary pinned:
+``@seed`` fixes the engine's random source, only the generate phase runs
+(no database replay, no shrinking, no targeting), there is no deadline or
+health check that depends on timing, and ``derandomize`` is off so a CI
+settings profile cannot swap the seed for a hash of this function's code.
+
+``.example()`` is not used: Hypothesis documents it as interactive-only,
+and it keeps a cache whose state depends on earlier calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+
+from generator.errors import InvalidArgument
+
+__all__ = ["draw_examples"]
+
+T = TypeVar("T")
+
+
+def draw_examples(strategy: st.SearchStrategy[T], *, count: int, seed: int) -> list[T]:
+    """Up to ``count`` examples of ``strategy``; fewer if its space is smaller.
+
+    The list may hold repeats (Hypothesis revisits simple examples); callers
+    that need distinct values deduplicate.
+    """
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise InvalidArgument(f"count={count!r} must be a positive int")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise InvalidArgument(f"seed={seed!r} ({type(seed).__name__}) must be an int")
+    found: list[Any] = []
+
+    @settings(
+        max_examples=count,
+        database=None,
+        phases=(Phase.generate,),
+        deadline=None,
+        derandomize=False,
+        suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.quiet,
+        print_blob=False,
+        report_multiple_bugs=False,
+    )
+    @hypothesis_seed(seed)
+    @given(strategy)
+    def collect(value: Any) -> None:
+        found.append(value)
+
+    collect()
+    return found
