@@ -1,11 +1,13 @@
 """Failure clusters: the slices of a run where the model fails far more than usual.
 
 A slice is a conjunction of up to two (optionally three) features of a case,
-each ``key=value``: a tag (``has_hostpath=true``), the case family, a
-violated rule (``rule=runAsNonRoot``) or the true verdict. The search is
-SliceFinder's lattice (Chung et al., ICDE 2019) over the generator's own
-features, made exact and made to read as a handful of distinct problems;
-``slicing`` has the search, this module the records and the run-level work:
+each ``key=value``: a tag (``has_hostpath=true``), the case family, the true
+verdict, a violated rule (``rule=runAsNonRoot``) or a mutation operator
+(``operator=drop_seccomp``); a case can have several rules and operators.
+The search is SliceFinder's lattice (Chung et al., ICDE 2019) over the
+generator's own features, made exact and made to read as a handful of
+distinct problems; ``slicing`` has the search, this module the records and
+the run-level work:
 
 * **Which population.** A failure kind is only possible on some cases: a
   missed unsafe config needs an unsafe config, a false alarm a safe one.
@@ -51,7 +53,7 @@ KIND_ORDER = (
 _POPULATION = {"missed_unsafe": "unsafe", "false_alarm": "safe"}
 
 # Features made from the case itself rather than from its generator tags.
-_DERIVED = ("family", "rule", "truth")
+_DERIVED = ("family", "operator", "rule", "truth")
 
 Feature = tuple[str, TagValue]
 
@@ -116,7 +118,7 @@ def format_conditions(conditions: Iterable[Feature]) -> str:
 
 
 def case_features(case: Case) -> list[Feature]:
-    """The features a slice can be built from: tags, family, rules, verdict.
+    """What a slice can be built from: tags, family, verdict, rules, operators.
 
     Tags are flat by contract; a list or mapping value names no slice and is
     left out rather than failing the whole report.
@@ -128,6 +130,9 @@ def case_features(case: Case) -> list[Feature]:
         if isinstance(value, str | int | float) and key not in _DERIVED
     ]
     features += [("rule", rule) for rule in case.truth.rules]
+    # Each mutation operator on its own: which mutators make failures is what
+    # an overnight fuzz run reweights by.
+    features += [("operator", op) for op in dict.fromkeys(case.origin.operators)]
     return features
 
 

@@ -29,7 +29,11 @@ from dataclasses import dataclass
 
 from generator.stats import hypergeom_sf
 
-__all__ = ["Settings", "Slice", "SliceSearch"]
+__all__ = ["MULTI_VALUED", "Settings", "Slice", "SliceSearch"]
+
+# Keys a case can hold several values of at once (violated rules, mutation
+# operators); two values of any other key never meet in one case.
+MULTI_VALUED = frozenset({"rule", "operator"})
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,8 @@ class Slice:
 class SliceSearch:
     """Slices for one failure kind, over the cases that kind can happen to.
 
-    ``masks`` holds one row bitset per feature, ``keys`` each feature's key
-    (two values of one key never meet, except for ``rule``), ``order`` each
-    feature's position in name order.
+    ``masks`` holds one row bitset per feature, ``keys`` each feature's key,
+    ``order`` each feature's position in name order.
     """
 
     def __init__(
@@ -134,7 +137,7 @@ class SliceSearch:
 
     def _join(self, a: Slice, b: Slice) -> Slice | None:
         key = self.keys[b.features[0]]
-        if key != "rule" and any(self.keys[f] == key for f in a.features):
+        if key not in MULTI_VALUED and any(self.keys[f] == key for f in a.features):
             return None
         mask = a.mask & b.mask
         support = mask.bit_count()

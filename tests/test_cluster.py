@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 from fakeruns import answer, make_case
 
 from generator.cluster import Cluster, find_clusters
 from generator.errors import InvalidArgument
-from generator.records import Case, Result
+from generator.records import Case, Origin, Result
 
 Pair = tuple[Case, Result]
 
@@ -177,3 +178,22 @@ def test_cluster_name_spells_booleans_as_json() -> None:
                       10, 5, 0.1, 0.01, 0.02, "k8s-1")  # fmt: skip
     assert cluster.name == "hostNetwork=true & os=linux"
     assert cluster.lift == pytest.approx(5.0)
+
+
+def test_mutation_operators_are_features_that_combine_with_each_other() -> None:
+    rng = random.Random(13)
+    pairs = []
+    for i in range(400):
+        ops = tuple(rng.sample(["drop_ape", "add_hostpath", "swap_style", "rename"], 2))
+        case = make_case(i, tags={"kind": rng.choice(["Pod", "Job"])}, rules=["r"])
+        case = replace(case, origin=Origin("mutation", operators=ops))
+        both = {"drop_ape", "add_hostpath"} <= set(ops)
+        miss = rng.random() < (0.9 if both else 0.05)
+        pairs.append((case, answer(case, "safe" if miss else "unsafe")))
+
+    clusters = find_clusters(pairs)
+
+    assert clusters[0].conditions == (
+        ("operator", "add_hostpath"),
+        ("operator", "drop_ape"),
+    )

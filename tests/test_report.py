@@ -137,8 +137,9 @@ def test_report_includes_the_failure_clusters(tmp_path: Path) -> None:
     cases, results = [], []
     for i in range(200):
         hostpath = rng.random() < 0.4
-        case = make_case(i, tags={"has_hostpath": hostpath, "n": rng.randint(1, 3)},
-                         rules=["restrictedVolumes"] if hostpath else ["runAsNonRoot"])  # fmt: skip
+        tags = {"has_hostpath": hostpath, "n": rng.randint(1, 3)}
+        rules = ["restrictedVolumes"] if hostpath else ["runAsNonRoot"]
+        case = make_case(i, tags=tags, rules=rules)
         miss = rng.random() < (0.8 if hostpath else 0.05)
         cases.append(case)
         results.append(answer(case, "safe" if miss else "unsafe"))
