@@ -1,0 +1,261 @@
+"""Writing a suite: the chosen cases in ``cases.jsonl`` and ``manifest.json``.
+
+``generate_suite`` is deterministic: the same arguments give byte-identical
+files on any machine and in any process, because every random choice is
+seeded from ``seed`` (Hypothesis through ``@seed``, mutation chains through
+``random.Random``), the output holds no time or path, and cases are
+written sorted by id.
+
+Which candidates become cases is decided here, in three passes:
+
+1. coverage: for every check active at the question's level and version,
+   one case that violates it (when the count leaves room);
+2. quotas: each family's share, alternating verdicts so a family holds
+   near misses on both sides where it has them;
+3. balance: top up, then swap until each verdict is at least 30% of the
+   suite, never removing a coverage case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from collections import Counter
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import hypothesis
+
+from generator.errors import InvalidArgument
+from generator.families.k8s_build import Candidate, Pool, build_pool, to_case
+from generator.grammar.k8s import GRAMMAR_PATH
+from generator.mutate.seeds import SEEDS_DIR
+from generator.oracle.k8s import parse_question
+from generator.oracle.k8s_policy import LEVELS
+from generator.records import Case, dumps_line
+
+__all__ = ["DOMAINS", "MIN_VERDICT_SHARE", "generate_suite"]
+
+logger = logging.getLogger(__name__)
+
+DOMAINS = ("k8s",)
+MIN_VERDICT_SHARE = 0.30
+MAX_COUNT = 1_000_000
+
+
+def generate_suite(
+    *,
+    domains: tuple[str, ...] = ("k8s",),
+    count: int,
+    seed: int,
+    out_dir: str | Path,
+    pss_version: str = "v1.37",
+    level: str = "restricted",
+) -> dict[str, Any]:
+    """Generate ``count`` cases into ``out_dir``; return the manifest written."""
+    _check_arguments(domains, count, seed, level)
+    question = f"pss:{level}:{pss_version}"
+    level, version = parse_question(question)
+    started = time.perf_counter()
+
+    pool = build_pool(
+        count=count, seed=seed, level=level, version=version, question=question
+    )
+    logger.info(
+        "generate: %d candidates in %d groups after %.1fs",
+        sum(map(len, pool.groups.values())), len(pool.groups), time.perf_counter() - started,
+    )  # fmt: skip
+    cases = _cases(pool, count, question)
+    if len(cases) < count:
+        logger.warning(
+            "generate: only %d distinct cases for count=%d", len(cases), count
+        )
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    body = "".join(dumps_line(c) for c in sorted(cases, key=lambda c: c.id))
+    _write(out / "cases.jsonl", body)
+    manifest = _manifest(cases, pool, body, domains, count, seed, question)
+    _write(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    logger.info(
+        "generate: wrote %d cases (%s) to %s in %.1fs",
+        len(cases), manifest["counts"]["verdict"], out, time.perf_counter() - started,
+    )  # fmt: skip
+    return manifest
+
+
+def _check_arguments(domains: Any, count: Any, seed: Any, level: Any) -> None:
+    if not isinstance(domains, tuple | list) or not domains:
+        raise InvalidArgument(f"domains={domains!r} must be a non-empty tuple of names")
+    unknown = [d for d in domains if d not in DOMAINS]
+    if unknown:
+        raise InvalidArgument(
+            f"domains={tuple(domains)!r}: no generator yet for {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(DOMAINS)}"
+        )
+    if (
+        not isinstance(count, int)
+        or isinstance(count, bool)
+        or not 1 <= count <= MAX_COUNT
+    ):
+        raise InvalidArgument(f"count={count!r} must be an int in [1, {MAX_COUNT:,}]")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise InvalidArgument(f"seed={seed!r} ({type(seed).__name__}) must be an int")
+    if level not in LEVELS:
+        raise InvalidArgument(f"level={level!r} must be one of {LEVELS}")
+
+
+def _write(path: Path, text: str) -> None:
+    # Write beside, then rename: a crash never leaves half a suite behind.
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+# --- choosing the cases -----------------------------------------------------
+
+
+def _cases(pool: Pool, count: int, question: str) -> list[Case]:
+    """Select, judge, and reselect around any draft the oracle refuses."""
+    refused: set[str] = set()
+    for _ in range(4):
+        chosen = _select(pool, count, refused)
+        cases, failed = [], False
+        for candidate in chosen:
+            case = to_case(candidate, question)
+            if case is None:
+                refused.add(candidate.text)
+                failed = True
+            else:
+                cases.append(case)
+        if not failed:
+            break
+    return cases
+
+
+def _select(pool: Pool, count: int, refused: set[str]) -> list[Candidate]:
+    chosen: dict[str, Candidate] = {}
+    usable = {
+        group: [c for c in candidates if c.text not in refused]
+        for group, candidates in pool.groups.items()
+    }
+
+    # 1. coverage: one violation of each active check, when there is room.
+    protected: set[str] = set()
+    if count >= 2 * len(pool.required):
+        every = [c for group in _coverage_order(usable) for c in usable[group]]
+        for rule in pool.required:
+            if any(rule in c.rules for c in chosen.values()):
+                continue
+            hit = next(
+                (c for c in every if rule in c.rules and c.text not in chosen), None
+            )
+            if hit is not None:
+                chosen[hit.text] = hit
+                protected.add(hit.text)
+
+    # 2. quotas, alternating verdicts inside each group.
+    for group, candidates in usable.items():
+        quota = pool.quotas[group] - sum(1 for c in chosen.values() if c.group == group)
+        for candidate in _alternating(candidates, chosen, quota):
+            chosen[candidate.text] = candidate
+
+    # 3. top up, then rebalance the verdicts.
+    leftovers = [c for group in usable.values() for c in group if c.text not in chosen]
+    for candidate in _alternating(leftovers, chosen, count - len(chosen)):
+        chosen[candidate.text] = candidate
+    _rebalance(chosen, leftovers, protected, count)
+    return list(chosen.values())[:count]
+
+
+def _coverage_order(groups: dict[str, list[Candidate]]) -> list[str]:
+    return sorted(groups, key=lambda g: g != "single-check")
+
+
+def _alternating(candidates, chosen, quota: int) -> list[Candidate]:
+    """Up to ``quota`` candidates not yet chosen, taking safe and unsafe in turn."""
+    queues = {
+        v: [c for c in candidates if c.verdict == v and c.text not in chosen]
+        for v in ("safe", "unsafe")
+    }
+    picked: list[Candidate] = []
+    while len(picked) < quota and (queues["safe"] or queues["unsafe"]):
+        counts = Counter(c.verdict for c in picked)
+        want = "safe" if counts["safe"] <= counts["unsafe"] else "unsafe"
+        queue = queues[want] or queues["unsafe" if want == "safe" else "safe"]
+        picked.append(queue.pop(0))
+    return picked
+
+
+def _rebalance(chosen, leftovers, protected: set[str], count: int) -> None:
+    floor = math.ceil(MIN_VERDICT_SHARE * min(count, len(chosen)))
+    for scarce, plenty in (("safe", "unsafe"), ("unsafe", "safe")):
+        spare = [c for c in leftovers if c.verdict == scarce and c.text not in chosen]
+        while sum(c.verdict == scarce for c in chosen.values()) < floor and spare:
+            removable = [
+                text
+                for text, c in chosen.items()
+                if c.verdict == plenty and text not in protected
+            ]
+            if not removable:
+                break
+            del chosen[removable[-1]]
+            incoming = spare.pop(0)
+            chosen[incoming.text] = incoming
+
+
+# --- the manifest -----------------------------------------------------------
+
+
+def _manifest(cases, pool, body, domains, count, seed, question) -> dict[str, Any]:
+    counts: dict[str, Counter] = {
+        k: Counter() for k in ("family", "verdict", "rule", "method", "operator")
+    }
+    by_family: dict[str, Counter] = {}
+    for case in cases:
+        counts["family"][case.family] += 1
+        counts["verdict"][case.truth.verdict] += 1
+        counts["method"][case.origin.method] += 1
+        counts["rule"].update(case.truth.rules)
+        counts["operator"].update(dict.fromkeys(case.origin.operators, 1))
+        by_family.setdefault(case.family, Counter())[case.truth.verdict] += 1
+    return {
+        "spotcheck_version": _version(),
+        "domains": list(domains),
+        "question": question,
+        "seed": seed,
+        "count": count,
+        "cases": len(cases),
+        "cases_sha256": hashlib.sha256(body.encode()).hexdigest(),
+        "counts": {k: dict(sorted(v.items())) for k, v in counts.items()},
+        "family_verdicts": {
+            f: dict(sorted(v.items())) for f, v in sorted(by_family.items())
+        },
+        "mutator_profile": pool.profile.to_dict(),
+        # What else fixes the bytes: the same arguments give the same suite
+        # only with the same grammar, seeds and Hypothesis release.
+        "inputs": {
+            "grammar_sha256": _digest([GRAMMAR_PATH]),
+            "seeds_sha256": _digest(sorted(SEEDS_DIR.glob("*.yaml"))),
+            "hypothesis": hypothesis.__version__,
+        },
+    }
+
+
+def _digest(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _version() -> str:
+    try:
+        return metadata.version("spotcheck")
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,78 @@
+"""Tag keys and value classes: the flat features every case carries.
+
+One place for the words clustering groups by, so a report, a filter and a
+generator cannot spell the same feature two ways. Every value is a str, an
+int or a bool. Keys are grouped by the dimension they describe; the
+Kubernetes values are computed in ``generator.families.k8s_tags``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "K8S_KEYS",
+]
+
+# --- every case ---------------------------------------------------------------
+FAMILY = "family"
+METHOD = "method"  # grammar | mutation
+OPERATORS = "operators"  # comma-joined operator names, in order; "" if none
+OPERATOR_COUNT = "operator_count"
+SEED_FILE = "seed_file"  # seed manifest stem for mutations; "" for grammar
+YAML_STYLE = "yaml_style"  # Style.label(): block, flow, json, quoted-keys, ...
+DOCUMENTS = "documents"
+
+# --- Kubernetes: shape ----------------------------------------------------------
+KIND = "kind"
+OS = "os"  # unset | linux | windows
+CONTAINERS = "containers"
+INIT_CONTAINERS = "init_containers"
+EPHEMERAL_CONTAINERS = "ephemeral_containers"
+HAS_INIT = "has_init"
+HAS_SIDECAR = "has_sidecar"  # an init container with restartPolicy Always
+HAS_EPHEMERAL = "has_ephemeral"
+
+# --- Kubernetes: volumes ---------------------------------------------------------
+HAS_HOSTPATH = "has_hostpath"
+HOSTPATH_TARGET = "hostpath_target"  # first hostPath path, or "none"
+HOSTPATH_READ_ONLY = "hostpath_read_only"  # every hostPath mount is readOnly
+VOLUME_SOURCES = "volume_sources"  # sorted, comma-joined; "name-only" for bare
+
+# --- Kubernetes: security context --------------------------------------------------
+APE = "ape"  # worst allowPrivilegeEscalation over containers
+PRIVILEGED = "privileged"
+RUN_AS_NON_ROOT_LEVEL = "run_as_non_root_level"  # where it is written
+RUN_AS_NON_ROOT = "run_as_non_root"  # worst written value
+RUN_AS_USER = "run_as_user"  # root | non-root | unset
+SECCOMP_LEVEL = "seccomp_level"
+SECCOMP_TYPE = "seccomp_type"  # worst written type
+CAPABILITY_SPELLING = "capability_spelling"  # class of the added names
+CAPABILITIES_ADDED = "capabilities_added"  # sorted, comma-joined
+DROP_ALL = "drop_all"  # exact | misspelled | missing, worst container
+PROC_MOUNT = "proc_mount"
+APPARMOR = "apparmor"  # none | annotation | field | both
+SELINUX = "selinux"  # none | set
+
+# --- Kubernetes: host access ---------------------------------------------------------
+HOST_NAMESPACES = "host_namespaces"  # comma-joined true ones, or "none"
+HOST_USERS = "host_users"  # unset | true | false
+HOST_PORT = "host_port"
+PROBE_HOST = "probe_host"
+SYSCTLS = "sysctls"  # count
+
+# Value classes shared by several keys.
+UNSET = "unset"
+NONE = "none"
+POD = "pod"
+CONTAINER = "container"
+BOTH = "both"
+INVALID = "invalid"  # a value of the wrong JSON type ("false" as a string)
+
+K8S_KEYS = (
+    FAMILY, METHOD, OPERATORS, OPERATOR_COUNT, SEED_FILE, YAML_STYLE, DOCUMENTS,
+    KIND, OS, CONTAINERS, INIT_CONTAINERS, EPHEMERAL_CONTAINERS, HAS_INIT,
+    HAS_SIDECAR, HAS_EPHEMERAL, HAS_HOSTPATH, HOSTPATH_TARGET, HOSTPATH_READ_ONLY,
+    VOLUME_SOURCES, APE, PRIVILEGED, RUN_AS_NON_ROOT_LEVEL, RUN_AS_NON_ROOT,
+    RUN_AS_USER, SECCOMP_LEVEL, SECCOMP_TYPE, CAPABILITY_SPELLING,
+    CAPABILITIES_ADDED, DROP_ALL, PROC_MOUNT, APPARMOR, SELINUX, HOST_NAMESPACES,
+    HOST_USERS, HOST_PORT, PROBE_HOST, SYSCTLS,
+)  # fmt: skip
