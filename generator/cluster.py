@@ -16,6 +16,9 @@ the run-level work:
 * **Chance slices.** Every slice tried, of every kind, is one test in a
   single Benjamini-Hochberg correction, so on a run of pure noise a cluster
   shows up at most ``alpha`` of the time however many tags cases carry.
+  After pruning, the step-up is run once more over the distinct clusters
+  alone: the many near-copies of one real cluster must not lower the bar
+  for the rest.
 * **Many names.** Slices holding exactly the same cases are one cluster;
   the other spellings are kept as ``equivalent``.
 
@@ -63,8 +66,11 @@ class Cluster:
     """A slice where one failure kind is significantly more frequent.
 
     ``lift`` is the slice's failure rate over the population's (``base_rate``);
-    ``interval`` the Wilson 95% interval of the failure rate; ``q_value`` the
-    Benjamini-Hochberg adjusted p-value over every slice tried in the run.
+    ``interval`` the Wilson 95% interval of the failure rate. ``p_value`` is
+    the weakest of the one-sided Fisher tests that make the slice a cluster
+    of its own (against the rest of the population, against each larger
+    slice holding it, and on the cases no stronger cluster explains);
+    ``q_value`` its Benjamini-Hochberg adjustment over every slice tried.
     """
 
     kind: str
@@ -240,10 +246,18 @@ def find_clusters(
         len(rows.ids), total, len(passed), cutoff,
     )  # fmt: skip
 
+    # Overlapping slices around one real cluster are all "discoveries", and
+    # so many of them loosen the BH cutoff for everything else. Counting
+    # only the distinct clusters as discoveries, the step-up is run again
+    # over them alone, with the same number of tests, each on the weakest
+    # of the claims that make it distinct.
+    chosen = [(kind, item) for kind, s in searches.items() for item in s.select(cutoff)]
+    qs = benjamini_hochberg([item.evidence for _, item in chosen], total=total)
     clusters: list[Cluster] = []
-    for kind, search in searches.items():
-        for item in search.select(cutoff):
-            clusters.append(_cluster(rows, kind, search, item))
+    for (kind, item), q in zip(chosen, qs, strict=True):
+        if q <= alpha:
+            item.q_value = q
+            clusters.append(_cluster(rows, kind, searches[kind], item))
     return clusters
 
 
@@ -258,7 +272,7 @@ def _cluster(rows: _Rows, kind: str, search: SliceSearch, item: Slice) -> Cluste
         support=item.support,
         failures=item.failures,
         base_rate=search.base,
-        p_value=item.p_value,
+        p_value=item.evidence,
         q_value=item.q_value,
         example_case_id=example,
         equivalent=tuple(

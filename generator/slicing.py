@@ -56,6 +56,7 @@ class Slice:
     failures: int
     p_value: float = 1.0
     q_value: float = 1.0
+    evidence: float = 1.0
 
 
 class SliceSearch:
@@ -169,39 +170,45 @@ class SliceSearch:
     def select(self, cutoff: float) -> list[Slice]:
         """The distinct clusters, strongest first, once q-values are set.
 
-        ``cutoff`` is the largest p-value the correction let through; a
-        comparison that must be "clear" is held to it too.
+        ``cutoff`` is the largest p-value the correction let through; every
+        comparison that must be "clear" is held to it too. Each slice kept
+        gets its ``evidence``: the largest p-value among all the claims that
+        make it a cluster of its own, for the final correction in ``cluster``.
         """
         alpha = self.settings.alpha
-        sharp = [
-            item
-            for item in self.candidates
-            if item.q_value <= alpha and self._sharper_than_parts(item, cutoff)
-        ]
+        sharp = []
+        for item in self.candidates:
+            if item.q_value <= alpha:
+                item.evidence = max(item.p_value, self._against_parts(item))
+                if item.evidence <= cutoff:
+                    sharp.append(item)
         sharp.sort(
             key=lambda s: (s.p_value, -s.failures, [self.order[f] for f in s.features])
         )
 
         kept: list[Slice] = []
         for item in sharp:
+            # Worse than each kept cluster holding it, and still enriched on
+            # the cases no other kept cluster explains.
             outer = [k for k in kept if _inside(item.mask, k.mask)]
-            if not all(self._worse(item, o) <= cutoff for o in outer):
-                continue
             covered = 0
             for other in kept:
                 if not _inside(item.mask, other.mask):
                     covered |= other.mask
-            rest = item.mask & ~covered
-            if self._enriched(rest) <= cutoff:
+            claims = [self._worse(item, o) for o in outer]
+            claims.append(self._enriched(item.mask & ~covered))
+            item.evidence = max(item.evidence, *claims)
+            if item.evidence <= cutoff:
                 kept.append(item)
                 if len(kept) == self.settings.max_clusters:
                     break
         return kept
 
-    def _sharper_than_parts(self, item: Slice, cutoff: float) -> bool:
-        if len(item.features) < 2:
-            return True
-        for i in range(len(item.features)):
+    def _against_parts(self, item: Slice) -> float:
+        """The weakest evidence that ``item`` fails more than each
+        conjunction one condition shorter; 0 for a single feature."""
+        weakest = 0.0
+        for i in range(len(item.features) if len(item.features) > 1 else 0):
             part = item.features[:i] + item.features[i + 1 :]
             mask = self.masks[part[0]]
             for number in part[1:]:
@@ -209,9 +216,8 @@ class SliceSearch:
             outer = Slice(
                 part, mask, mask.bit_count(), (mask & self.failed).bit_count()
             )
-            if self._worse(item, outer) > cutoff:
-                return False
-        return True
+            weakest = max(weakest, self._worse(item, outer))
+        return weakest
 
     def _worse(self, item: Slice, outer: Slice) -> float:
         """p-value of ``item`` failing more than the rest of ``outer``."""

@@ -197,3 +197,27 @@ def test_mutation_operators_are_features_that_combine_with_each_other() -> None:
         ("operator", "add_hostpath"),
         ("operator", "drop_ape"),
     )
+
+
+# Seeds where a single correction let a chance slice through (8: a false
+# alarm slice; 49: a sub-slice of the real cluster and a false alarm slice).
+@pytest.mark.parametrize("seed", [8, 39, 49])
+def test_a_strong_cluster_does_not_let_chance_slices_through(seed: int) -> None:
+    # A large planted cluster makes hundreds of overlapping slices significant;
+    # everything else is uniform noise and must stay unreported.
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(800):
+        tags = {f"t{j}": rng.choice("abcd"[: 2 + j % 3]) for j in range(12)}
+        unsafe = rng.random() < 0.6
+        case = make_case(i, tags=tags, rules=["r"] if unsafe else [], verdict="safe")
+        if unsafe:
+            miss = rng.random() < (0.9 if tags["t0"] == "a" else 0.05)
+            said = "safe" if miss else "unsafe"
+        else:
+            said = "unsafe" if rng.random() < 0.1 else "safe"
+        pairs.append((case, answer(case, said)))
+
+    clusters = find_clusters(pairs)
+
+    assert [(c.kind, c.name) for c in clusters] == [("missed_unsafe", "t0=a")]
