@@ -1,0 +1,293 @@
+"""The verdict task: is this config safe? Answered by scoring two labels.
+
+The model is never asked to generate here. After the prompt, each answer
+option (a label followed by the end-of-turn token) gets its per-token
+log-probabilities from ``OptionScorer``, and a *scoring rule* turns the two
+options' numbers into one decision score: above zero means UNSAFE.
+
+Why a rule has to be chosen at all: the labels tokenise to different lengths
+("SAFE" is two tokens, "UNSAFE" three, with or without a leading space), so a
+plain sum of log-probabilities rewards the shorter label whatever the config
+says, and adding the end-of-turn token, whose probability differs by label,
+moves the bias rather than removing it. A small model's answer is then a
+constant, not a judgement.
+
+Contextual calibration (Zhao et al. 2021, "Calibrate before use") estimates
+that label bias directly: the same template is asked about content-free
+configs, and the mean margin the model gives them is subtracted from every
+real margin. It is computed once per template and question, so a case's
+score never depends on what else is in its batch or suite. The content-free
+configs have the domain's document shape with every value masked; "N/A" or
+an empty config is so unlike a manifest that it calibrates too far.
+
+The choice, measured with ``scripts/measure_scoring.py`` on the demo model
+(SmolLM2-135M-Instruct; 99 PSA conformance pods, 77 % unsafe, and 60
+realistic pods, 50 %): every uncalibrated rule, and every rule calibrated on
+"N/A"-style inputs, answers one class for 91-100 % of both sets. Only
+``calibrated_sum`` with labels spelled without a leading space gives both
+answers on both sets (39 % and 37 % UNSAFE). No rule makes this model a
+judge: balanced accuracy is 0.38-0.52 and AUC 0.41-0.59 for all of them, so
+the choice is about not being one-sided, and a fine-tuned model under test
+will spread its margins far wider than the calibration offset. The raw
+numbers are kept in ``Result.scores`` so any other rule can be applied
+later: ``logp_safe``/``logp_unsafe`` sum all label tokens plus end-of-turn,
+``eot_safe``/``eot_unsafe`` are the end-of-turn parts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from generator.prompts import PromptTemplate, case_variables
+from generator.records import Case, Result
+from generator.run.models import LoadedModel
+from generator.run.scoring import OptionScorer, common_prefix
+
+__all__ = [
+    "CONTENT_FREE_CONFIGS",
+    "DEFAULT_RULE",
+    "GENERIC_CONTENT_FREE",
+    "LABELS",
+    "RULES",
+    "Rule",
+    "VerdictScorer",
+]
+
+logger = logging.getLogger(__name__)
+
+# The answer options, in (safe, unsafe) order. No leading space: the reply
+# starts right after "<|im_start|>assistant\n", where a word starts bare.
+LABELS = ("SAFE", "UNSAFE")
+
+
+def _skeleton(value: str) -> str:
+    return (
+        f"apiVersion: {value}\nkind: {value}\nmetadata:\n  name: {value}\nspec: {value}"
+    )
+
+
+# Configs that carry no information about safety, for calibration: the
+# domain's document shape with every value masked. Shape matters: measured on
+# the demo model, a content-free *manifest* puts the label bias near the
+# middle of real manifests' margins, while "N/A" or "" sit far below them
+# and calibrate everything to UNSAFE (scripts/measure_scoring.py).
+CONTENT_FREE_CONFIGS: dict[str, tuple[str, ...]] = {
+    "k8s": (_skeleton("xxx"), _skeleton("N/A"), _skeleton("...")),
+}
+GENERIC_CONTENT_FREE = ("N/A", "", "{}")
+
+Margin = Callable[[Sequence[float], Sequence[float]], float]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A way to compare the options: a margin (UNSAFE minus SAFE), and
+    whether the content-free margin is subtracted from it."""
+
+    name: str
+    margin: Margin
+    calibrated: bool
+    description: str
+
+
+def _sum(tokens: Sequence[float]) -> float:
+    return math.fsum(tokens)
+
+
+def _margin_sum(safe: Sequence[float], unsafe: Sequence[float]) -> float:
+    # Label tokens only: the last entry of each option is the end-of-turn.
+    return _sum(unsafe[:-1]) - _sum(safe[:-1])
+
+
+def _margin_sum_eot(safe: Sequence[float], unsafe: Sequence[float]) -> float:
+    return _sum(unsafe) - _sum(safe)
+
+
+def _margin_mean_eot(safe: Sequence[float], unsafe: Sequence[float]) -> float:
+    return _sum(unsafe) / len(unsafe) - _sum(safe) / len(safe)
+
+
+def _margin_first(safe: Sequence[float], unsafe: Sequence[float]) -> float:
+    # The labels' first tokens differ, so this is a single-token comparison.
+    return unsafe[0] - safe[0]
+
+
+_MARGINS: dict[str, tuple[Margin, str]] = {
+    "sum": (_margin_sum, "summed log-prob of the label tokens"),
+    "sum_eot": (_margin_sum_eot, "summed log-prob of label + end-of-turn"),
+    "mean_eot": (_margin_mean_eot, "mean log-prob per token, label + end-of-turn"),
+    "first": (_margin_first, "log-prob of the label's first token"),
+}
+
+RULES: dict[str, Rule] = {}
+for _name, (_margin, _text) in _MARGINS.items():
+    RULES[_name] = Rule(_name, _margin, False, _text)
+    RULES[f"calibrated_{_name}"] = Rule(
+        f"calibrated_{_name}",
+        _margin,
+        True,
+        f"{_text}, minus the same margin on content-free configs",
+    )
+
+DEFAULT_RULE = "calibrated_sum"
+
+
+class VerdictScorer:
+    """Judges cases of one template with one model by label log-likelihood."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        template: PromptTemplate,
+        *,
+        rule: str = DEFAULT_RULE,
+        labels: tuple[str, str] = LABELS,
+    ):
+        if rule not in RULES:
+            raise ValueError(f"unknown scoring rule {rule!r}; known: {sorted(RULES)}")
+        self.loaded = loaded
+        self.template = template
+        self.rule = RULES[rule]
+        self.labels = labels
+        tokenizer = loaded.tokenizer
+        eot = tokenizer.eos_token_id
+        self.options = [
+            tokenizer.encode(label, add_special_tokens=False) + [eot]
+            for label in labels
+        ]
+        self._scorers: dict[tuple, OptionScorer] = {}
+        self._calibration: dict[tuple, float] = {}
+
+    def _context_key(self, variables: dict) -> tuple:
+        """What shapes a prompt besides the config: the other used variables."""
+        used = self.template.variables - {"config"}
+        return tuple(sorted((k, str(v)) for k, v in variables.items() if k in used))
+
+    # --- prompts ---------------------------------------------------------------
+
+    def prompt_ids(self, variables: dict) -> list[int]:
+        """Token ids of the chat prompt, ending with the assistant turn opener."""
+        tokenizer = self.loaded.tokenizer
+        messages = self.template.render(variables)
+        text = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False
+        )
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _scorer_for(self, variables: dict) -> OptionScorer:
+        """The scorer whose cached prefix fits prompts with these variables.
+
+        Everything but the config is fixed per key, so two renderings that
+        differ only in the config share exactly the template text before it.
+        One token is held back: the last shared token might merge with the
+        start of some other config.
+        """
+        key = self._context_key(variables)
+        if key not in self._scorers:
+            first = self.prompt_ids({**variables, "config": "a: 1"})
+            second = self.prompt_ids({**variables, "config": "b: 2"})
+            prefix = common_prefix(first, second)[:-1]
+            logger.debug("shared prompt prefix: %d tokens", len(prefix))
+            self._scorers[key] = OptionScorer(self.loaded.model, self.options, prefix)
+        return self._scorers[key]
+
+    # --- raw scores ------------------------------------------------------------
+
+    def raw_scores(self, variables: Sequence[dict]) -> list[list[list[float]]]:
+        """Per prompt: the (safe, unsafe) options' per-token log-probs."""
+        scores: list[list[list[float]] | None] = [None] * len(variables)
+        groups: dict[tuple, list[int]] = {}
+        for i, values in enumerate(variables):
+            groups.setdefault(self._context_key(values), []).append(i)
+
+        for members in groups.values():
+            scorer = self._scorer_for(variables[members[0]])
+            start = len(scorer.prefix)
+            prompts = {i: self.prompt_ids(variables[i]) for i in members}
+            shared = [i for i in members if prompts[i][:start] == scorer.prefix]
+            batch = [prompts[i][start:] for i in shared]
+            for i, value in zip(shared, scorer.score(batch), strict=True):
+                scores[i] = value
+
+            # A prompt whose tokens merge across the prefix boundary is
+            # scored on its own, from scratch: rare, and equal in result.
+            for i in members:
+                if scores[i] is None:
+                    logger.debug("prompt %d does not share the template prefix", i)
+                    plain = OptionScorer(self.loaded.model, self.options, ())
+                    scores[i] = plain.score([prompts[i]])[0]
+        return [s for s in scores if s is not None]
+
+    def calibration(self, variables: dict) -> float:
+        """The mean margin on content-free configs, per template context."""
+        if not self.rule.calibrated:
+            return 0.0
+        key = self._context_key(variables)
+        if key not in self._calibration:
+            texts = CONTENT_FREE_CONFIGS.get(variables["domain"], GENERIC_CONTENT_FREE)
+            free = [{**variables, "config": text} for text in texts]
+            margins = [self.rule.margin(*options) for options in self.raw_scores(free)]
+            self._calibration[key] = math.fsum(margins) / len(margins)
+            logger.info(
+                "calibration margin %.3f (%s) for %s",
+                self._calibration[key],
+                self.rule.name,
+                variables.get("question", "?"),
+            )
+        return self._calibration[key]
+
+    # --- verdicts --------------------------------------------------------------
+
+    def judge(self, cases: Sequence[Case]) -> list[Result]:
+        """One Result per case, in order."""
+        started = time.monotonic()
+        variables = [case_variables(case) for case in cases]
+        offsets = [self.calibration(values) for values in variables]
+        raw = self.raw_scores(variables)
+        each = (time.monotonic() - started) / max(len(cases), 1)
+        results = []
+        for case, options, offset in zip(cases, raw, offsets, strict=True):
+            tokens = len(self.prompt_ids(case_variables(case)))
+            results.append(self._result(case, options, offset, tokens, each))
+        return results
+
+    def _result(
+        self,
+        case: Case,
+        options: list[list[float]],
+        offset: float,
+        tokens: int,
+        seconds: float,
+    ) -> Result:
+        safe, unsafe = options
+        decision = self.rule.margin(safe, unsafe) - offset
+        answer = "unsafe" if decision > 0 else "safe"
+        correct = answer == case.truth.verdict
+        failure = None
+        if not correct:
+            failure = "missed_unsafe" if answer == "safe" else "false_alarm"
+        return Result(
+            case_id=case.id,
+            task="verdict",
+            template_id=self.template.id,
+            template_version=self.template.version,
+            model_id=self.loaded.model_id,
+            output=self.labels[answer == "unsafe"].strip(),
+            answer=answer,
+            correct=correct,
+            failure=failure,
+            scores={
+                "logp_safe": math.fsum(safe),
+                "logp_unsafe": math.fsum(unsafe),
+                "eot_safe": safe[-1],
+                "eot_unsafe": unsafe[-1],
+                "calibration": offset,
+                "decision": decision,
+            },
+            tokens=tokens,
+            seconds=seconds,
+        )
