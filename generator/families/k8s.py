@@ -255,14 +255,22 @@ FAMILIES: tuple[Family, ...] = (
         ),
     ),  # fmt: skip
     # seccomp: Unconfined at either level, the pod profile removed or pushed
-    # down past init and debug containers; Localhost and RuntimeDefault.
+    # down past init and debug containers; Localhost and RuntimeDefault; the
+    # alpha annotation, read only by policies up to v1.18.
     Family(
         "seccomp",
         5,
         _hardened(),
         (
             (30, (("add_native_sidecar", 1),)),
-            (70, (("unconfine_seccomp", 2), ("push_seccomp_down", 2))),
+            (
+                70,
+                (
+                    ("unconfine_seccomp", 2),
+                    ("push_seccomp_down", 2),
+                    ("annotate_seccomp_unconfined", 1),
+                ),
+            ),
         ),
     ),
     # apparmor-selinux: beta annotations and fields, allowed and not;

@@ -56,27 +56,28 @@ OVERSAMPLE = 2.0
 SINGLE_CHECK = "single-check"
 SINGLE_CHECK_WEIGHT = 6
 
-# For each PSA check, an operator that violates it on a hardened pod.
-CHECK_OPERATORS = {
-    "hostNamespaces": "share_host_namespace",
-    "privileged": "grant_privileged",
-    "capabilities_baseline": "grant_capability",
-    "hostPathVolumes": "add_host_path_mount",
-    "hostPorts": "publish_host_port",
-    "hostProbesAndHostLifecycle": "point_probe_at_host",
-    "appArmorProfile": "set_apparmor_profile",
-    "seLinuxOptions": "set_selinux_options",
-    "procMount": "unmask_proc_mount",
-    "seccompProfile_baseline": "unconfine_seccomp",
-    "sysctls": "add_sysctl",
-    "windowsHostProcess": "run_as_windows_host_process",
-    "allowPrivilegeEscalation": "drop_escalation_guard",
-    "capabilities_restricted": "respell_capability",
-    "runAsNonRoot": "flip_run_as_non_root",
-    "runAsUser": "run_as_root",
-    "seccompProfile_restricted": "unconfine_seccomp",
-    "restrictedVolumes": "mount_forbidden_volume",
-    "procMount_restricted": "unmask_proc_mount",
+# For each PSA check, operators that violate it on a hardened pod (tried in
+# turn: seccomp is read from annotations up to v1.18, from fields after).
+CHECK_OPERATORS: dict[str, tuple[str, ...]] = {
+    "hostNamespaces": ("share_host_namespace",),
+    "privileged": ("grant_privileged",),
+    "capabilities_baseline": ("grant_capability",),
+    "hostPathVolumes": ("add_host_path_mount",),
+    "hostPorts": ("publish_host_port",),
+    "hostProbesAndHostLifecycle": ("point_probe_at_host",),
+    "appArmorProfile": ("set_apparmor_profile",),
+    "seLinuxOptions": ("set_selinux_options",),
+    "procMount": ("unmask_proc_mount",),
+    "seccompProfile_baseline": ("unconfine_seccomp", "annotate_seccomp_unconfined"),
+    "sysctls": ("add_sysctl",),
+    "windowsHostProcess": ("run_as_windows_host_process",),
+    "allowPrivilegeEscalation": ("drop_escalation_guard",),
+    "capabilities_restricted": ("respell_capability",),
+    "runAsNonRoot": ("flip_run_as_non_root",),
+    "runAsUser": ("run_as_root",),
+    "seccompProfile_restricted": ("unconfine_seccomp",),
+    "restrictedVolumes": ("mount_forbidden_volume",),
+    "procMount_restricted": ("unmask_proc_mount",),
 }
 
 
@@ -128,28 +129,48 @@ def derive_seed(seed: int, *parts: str) -> int:
 # --- the single-check family --------------------------------------------------
 
 
-def _single_check(level: str, version: Version) -> st.SearchStrategy[Draft]:
+def _single_check(check: str, level: str, version: Version) -> st.SearchStrategy[Draft]:
     # single-check: one PSA check at a time on a hardened Linux workload,
     # the way the upstream fixtures change one field of a passing pod; the
-    # operator is retried until that very check fails, so coverage of every
+    # operator is retried until that very check fails, so covering every
     # check does not depend on luck.
-    checks = tuple(c.id for c in active_checks(level, version))
+    names = CHECK_OPERATORS[check]
 
     @st.composite
     def build(draw) -> Draft:
-        check = draw(st.sampled_from(checks))
         start = Manifest((draw(workloads(hardened=True, os="linux")),))
-        name = CHECK_OPERATORS[check]
         rnd = random.Random(draw(st.integers(0, 2**32 - 1)))
-        for _ in range(8):
+        for attempt in range(16):
+            name = names[attempt % len(names)]
             result = mutator_named(name)(start, rnd)
             if result is not None and check in (
                 quick_rules(result, level, version) or ()
             ):
                 return Draft(SINGLE_CHECK, start, ((name, result),))
-        return Draft(SINGLE_CHECK, start, ((name, None),))
+        return Draft(SINGLE_CHECK, start, ((names[0], None),))
 
     return build()
+
+
+def _single_check_drafts(
+    wanted: int, seed: int, level: str, version: Version
+) -> list[Draft]:
+    """About ``wanted`` drafts, the same number for every active check, interleaved."""
+    checks = [c.id for c in active_checks(level, version)]
+    each = max(1, math.ceil(wanted / len(checks)))
+    per_check = [
+        draw_examples(_single_check(check, level, version), count=each,
+                      seed=derive_seed(seed, "grammar", SINGLE_CHECK, check))
+        for check in checks
+    ]  # fmt: skip
+    seed_of = derive_seed(seed, "grammar", SINGLE_CHECK)
+    rounds = max(map(len, per_check))
+    return [
+        _with_seed(drafts[i], seed_of)
+        for i in range(rounds)
+        for drafts in per_check
+        if i < len(drafts)
+    ]
 
 
 # --- the pool -------------------------------------------------------------------
@@ -178,18 +199,27 @@ def build_pool(
     quotas = _quotas(grammar_total, weights)
     quotas["mutation"] = count - grammar_total
 
-    strategies = {f.name: f.drafts() for f in FAMILIES}
-    strategies[SINGLE_CHECK] = _single_check(level, version)
     seen: set[str] = set()
-    for name, strategy in strategies.items():
-        if not quotas[name]:
+    for family in FAMILIES:
+        if not quotas[family.name]:
             continue
-        family_seed = derive_seed(seed, "grammar", name)
-        wanted = math.ceil(quotas[name] * OVERSAMPLE) + 3
-        logger.debug("drawing %d drafts of family %s", wanted, name)
-        drafts = draw_examples(strategy, count=wanted, seed=family_seed)
+        family_seed = derive_seed(seed, "grammar", family.name)
+        wanted = math.ceil(quotas[family.name] * OVERSAMPLE) + 3
+        logger.debug("drawing %d drafts of family %s", wanted, family.name)
+        drafts = draw_examples(family.drafts(), count=wanted, seed=family_seed)
         drafts = [_with_seed(d, family_seed) for d in drafts]
-        pool.groups[name] = _judge(drafts, name, level, version, pool.profile, seen)
+        pool.groups[family.name] = _judge(
+            drafts, family.name, level, version, pool.profile, seen
+        )
+
+    # Enough single-check drafts to cover every check, whatever the quota.
+    wanted = math.ceil(quotas[SINGLE_CHECK] * OVERSAMPLE) + 3
+    if count >= 2 * len(pool.required):
+        wanted = max(wanted, 2 * len(pool.required))
+    drafts = _single_check_drafts(wanted, seed, level, version)
+    pool.groups[SINGLE_CHECK] = _judge(
+        drafts, SINGLE_CHECK, level, version, pool.profile, seen
+    )
 
     if quotas["mutation"]:
         wanted = math.ceil(quotas["mutation"] * OVERSAMPLE) + 3

@@ -141,6 +141,7 @@ MUTATORS: tuple[Mutator, ...] = (
     _m(sec.grant_capability, "capability-spelling"),
     _m(sec.unconfine_seccomp, "seccomp"),
     _m(sec.push_seccomp_down, "seccomp"),
+    _m(sec.annotate_seccomp_unconfined, "seccomp"),
     _m(sec.set_apparmor_profile, "apparmor-selinux"),
     _m(sec.set_selinux_options, "apparmor-selinux"),
     _m(sec.unmask_proc_mount, "user-namespaces"),

@@ -17,6 +17,7 @@ from generator.grammar.k8s import APPARMOR_PREFIX, default_grammar
 from generator.mutate.base import Manifest, containers_in, context_of, weighted_choice
 
 __all__ = [
+    "annotate_seccomp_unconfined",
     "drop_escalation_guard",
     "enable_privilege_escalation",
     "flip_run_as_non_root",
@@ -231,6 +232,24 @@ def push_seccomp_down(m: Manifest, rnd: random.Random) -> Manifest | None:
     for key, c in containers_in(spec):
         if key == "containers":
             context_of(c)["seccompProfile"] = dict(profile)
+    return twin
+
+
+_SECCOMP_POD = "seccomp.security.alpha.kubernetes.io/pod"
+_SECCOMP_CONTAINER = "container.seccomp.security.alpha.kubernetes.io/"
+
+
+def annotate_seccomp_unconfined(m: Manifest, rnd: random.Random) -> Manifest | None:
+    """An old chart keeps ``seccomp.security.alpha.kubernetes.io/pod: unconfined``
+    beside a RuntimeDefault field: policies up to v1.18 read only the
+    annotation, later ones only the field."""
+    twin, _, meta, spec = m.edit()
+    annotations = meta.setdefault("annotations", {})
+    if rnd.random() < 0.5:
+        annotations[_SECCOMP_POD] = "unconfined"
+    else:
+        target = rnd.choice([c for _, c in containers_in(spec)])
+        annotations[_SECCOMP_CONTAINER + target["name"]] = "unconfined"
     return twin
 
 
