@@ -180,3 +180,9 @@ def test_the_profile_counts_calls_applications_and_flips():
 def test_an_unknown_mutator_name_lists_the_known_ones():
     with pytest.raises(KeyError, match="add_host_path_mount"):
         mutator_named("add_hostpath")
+
+
+def test_hardening_leaves_only_volume_violations_on_every_seed():
+    for stem, seed in SEEDS.items():
+        result = _apply("harden_workload", stem) or Manifest(seed.documents)
+        assert set(truth(result.text(), RESTRICTED).rules) <= {"restrictedVolumes"}, stem

@@ -53,10 +53,16 @@ def harden_workload(m: Manifest, rnd: random.Random) -> Manifest | None:
     if pod_sc.get("runAsUser") == 0:
         del pod_sc["runAsUser"]
     pod_sc["runAsNonRoot"] = True
-    if (pod_sc.get("seccompProfile") or {}).get("type") not in _GOOD_SECCOMP:
+    # A Windows pod may not carry Linux-only fields (API validation); the
+    # restricted checks that read them skip it anyway.
+    windows = (spec.get("os") or {}).get("name") == "windows"
+    if (
+        not windows
+        and (pod_sc.get("seccompProfile") or {}).get("type") not in _GOOD_SECCOMP
+    ):
         pod_sc["seccompProfile"] = {"type": "RuntimeDefault"}
     for _, c in containers_in(spec):
-        _harden_container(c)
+        _harden_container(c, windows)
     annotations = meta.get("annotations")
     if isinstance(annotations, dict):
         for key in [k for k in annotations if str(k).startswith(APPARMOR_PREFIX)]:
@@ -64,11 +70,19 @@ def harden_workload(m: Manifest, rnd: random.Random) -> Manifest | None:
     return None if twin.documents == m.documents else twin
 
 
-def _harden_container(c: dict) -> None:
+def _harden_container(c: dict, windows: bool) -> None:
     sc = context_of(c)
     for key in ("privileged", "procMount", "seLinuxOptions", "appArmorProfile",
                 "windowsOptions"):  # fmt: skip
         sc.pop(key, None)
+    _unhost_probes(c)
+    if windows:
+        for key in ("allowPrivilegeEscalation", "capabilities", "seccompProfile",
+                    "runAsUser"):  # fmt: skip
+            sc.pop(key, None)
+        if sc.get("runAsNonRoot") is False:
+            del sc["runAsNonRoot"]
+        return
     sc["allowPrivilegeEscalation"] = False
     if sc.get("runAsNonRoot") is not True:
         sc.pop("runAsNonRoot", None)
@@ -81,6 +95,9 @@ def _harden_container(c: dict) -> None:
     if "NET_BIND_SERVICE" in (old.get("add") or ()):
         caps["add"] = ["NET_BIND_SERVICE"]
     sc["capabilities"] = caps
+
+
+def _unhost_probes(c: dict) -> None:
     for port in c.get("ports") or ():
         if isinstance(port, dict):
             port.pop("hostPort", None)

@@ -293,6 +293,6 @@ def unmask_proc_mount(m: Manifest, rnd: random.Random) -> Manifest | None:
     twin, _, _, spec = m.edit()
     target = rnd.choice([c for _, c in containers_in(spec)])
     context_of(target)["procMount"] = "Unmasked"
-    if rnd.random() < 0.6:
+    if rnd.random() < 0.6 and (spec.get("os") or {}).get("name") != "windows":
         spec["hostUsers"] = False
     return twin
