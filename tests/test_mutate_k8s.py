@@ -185,4 +185,5 @@ def test_an_unknown_mutator_name_lists_the_known_ones():
 def test_hardening_leaves_only_volume_violations_on_every_seed():
     for stem, seed in SEEDS.items():
         result = _apply("harden_workload", stem) or Manifest(seed.documents)
-        assert set(truth(result.text(), RESTRICTED).rules) <= {"restrictedVolumes"}, stem
+        rules = set(truth(result.text(), RESTRICTED).rules)
+        assert rules <= {"restrictedVolumes"}, stem
