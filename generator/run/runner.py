@@ -1,0 +1,367 @@
+"""Running a model over a suite: ``spotcheck run``.
+
+``run_suite`` streams ``SUITE_DIR/cases.jsonl`` one case at a time, asks the
+model in batches, and appends each batch's Results to ``OUT/results.jsonl``
+(see ``journal`` for the crash and resume rules). When it is done it writes
+``OUT/run.json``: what ran (model, task, template, scoring), on what (the
+suite's absolute path and the sha256 of its ``cases.jsonl`` and
+``manifest.json``), and the counts. ``generator.rundata`` reads it back.
+
+Which cases a task takes: ``verdict`` every case of a domain that has a
+verdict template; ``repair`` only unsafe cases of a domain whose oracle can
+re-check a repair (k8s). ``limit`` keeps the first N such cases in suite
+order, so re-running with the same limit resumes the same selection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from generator.errors import InvalidArgument, SuiteError
+from generator.prompts import PromptTemplate, load_template
+from generator.records import Case, Result
+from generator.run.journal import Journal, read_results, write_json_atomic
+from generator.rundata import iter_cases
+
+__all__ = ["REPAIR_DOMAINS", "TASKS", "run_suite"]
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("verdict", "repair")
+# Domains whose oracle ``generator.run.repair`` can re-check a repair with.
+REPAIR_DOMAINS = ("k8s",)
+
+
+def run_suite(
+    suite_dir: str | Path,
+    *,
+    model: str,
+    out_dir: str | Path,
+    task: str = "verdict",
+    limit: int | None = None,
+    batch_size: int = 8,
+    progress: bool = True,
+    scoring: str | None = None,
+    max_new_tokens: int | None = None,
+) -> dict[str, Any]:
+    """Run ``model`` on a suite; write results.jsonl and run.json; return run.json.
+
+    ``scoring`` names a verdict scoring rule (default: the measured one in
+    ``generator.run.verdict``); ``max_new_tokens`` caps a repair's length.
+    """
+    _check_arguments(model, task, limit, batch_size, scoring, max_new_tokens)
+    started = time.monotonic()
+    suite = Path(suite_dir).resolve()
+    out = Path(out_dir)
+    manifest_sha, cases_sha = _suite_digests(suite)
+
+    out.mkdir(parents=True, exist_ok=True)
+    previous = _previous_run(out, cases_sha)
+    journal = Journal(out / "results.jsonl")
+
+    # One streaming pass to count, so the progress bar knows its length.
+    templates = _Templates(task)
+    todo = sum(1 for _ in _selected(suite, task, limit, templates, journal.finished))
+    logger.info(
+        "run: %d cases to %s (%d already done) in %s",
+        todo,
+        task,
+        len(journal.finished),
+        out,
+    )
+
+    runner = _TaskRunner(task, model, templates, scoring, max_new_tokens)
+    if todo:
+        cases = _selected(suite, task, limit, templates, journal.finished)
+        _run_batches(runner, cases, journal, todo, batch_size, progress)
+
+    summary = _summary(
+        out,
+        suite=suite,
+        manifest_sha=manifest_sha,
+        cases_sha=cases_sha,
+        task=task,
+        runner=runner,
+        model=model,
+        templates=templates,
+        previous=previous,
+        limit=limit,
+        batch_size=batch_size,
+        new=todo,
+        seconds=time.monotonic() - started,
+    )
+    write_json_atomic(out / "run.json", summary)
+    return summary
+
+
+def _check_arguments(model, task, limit, batch_size, scoring, max_new_tokens) -> None:
+    if not isinstance(model, str) or not model:
+        raise InvalidArgument(f"model={model!r} must be 'demo' or a local path")
+    if task not in TASKS:
+        raise InvalidArgument(f"task={task!r} must be one of {', '.join(TASKS)}")
+    for name, value in (("limit", limit), ("max_new_tokens", max_new_tokens)):
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise InvalidArgument(f"{name}={value!r} must be a positive int or None")
+    if (
+        not isinstance(batch_size, int)
+        or isinstance(batch_size, bool)
+        or batch_size < 1
+    ):
+        raise InvalidArgument(f"batch_size={batch_size!r} must be a positive int")
+    if scoring is not None:
+        from generator.run.verdict import RULES
+
+        if scoring not in RULES:
+            raise InvalidArgument(
+                f"scoring={scoring!r} is not a rule; known: {', '.join(RULES)}"
+            )
+
+
+def _suite_digests(suite: Path) -> tuple[str, str]:
+    """sha256 of manifest.json and of cases.jsonl; SuiteError if unreadable."""
+    digests = []
+    for name in ("manifest.json", "cases.jsonl"):
+        path = suite / name
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        except FileNotFoundError:
+            raise SuiteError(
+                f"{path}: missing; is {suite} a suite directory? "
+                "(make one with `spotcheck generate`)"
+            ) from None
+        except OSError as exc:
+            raise SuiteError(f"{path}: unreadable: {exc}") from None
+        digests.append(digest.hexdigest())
+
+    try:
+        manifest = json.loads((suite / "manifest.json").read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise SuiteError(f"{suite / 'manifest.json'}: not JSON: {exc}") from None
+    recorded = manifest.get("cases_sha256") if isinstance(manifest, dict) else None
+    if recorded and recorded != digests[1]:
+        raise SuiteError(
+            f"{suite / 'cases.jsonl'}: its sha256 is not the one manifest.json "
+            "records; the suite was edited after `spotcheck generate`"
+        )
+    return digests[0], digests[1]
+
+
+def _previous_run(out: Path, cases_sha: str) -> dict[str, Any]:
+    """The run.json already in ``out`` ({} if none), checked to be this suite's."""
+    # Resuming is only meaningful on the same suite: otherwise old results
+    # would be joined to cases they never answered.
+    path = out / "run.json"
+    if not path.exists():
+        return {}
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SuiteError(f"{path}: unreadable: {exc}") from None
+    if isinstance(previous, dict) and previous.get("suite_sha256") not in (
+        None,
+        cases_sha,
+    ):
+        raise SuiteError(
+            f"{out} holds a run on another suite ({previous.get('suite')}); "
+            "write this run to another --out directory"
+        )
+    return previous if isinstance(previous, dict) else {}
+
+
+class _Templates:
+    """The task's template per domain, loaded once; None where there is none."""
+
+    def __init__(self, task: str):
+        self.task = task
+        self.by_domain: dict[str, PromptTemplate | None] = {}
+
+    def get(self, domain: str) -> PromptTemplate | None:
+        if domain not in self.by_domain:
+            try:
+                self.by_domain[domain] = load_template(domain, self.task)
+            except InvalidArgument as exc:
+                logger.warning("skipping %s cases: %s", domain, exc)
+                self.by_domain[domain] = None
+        return self.by_domain[domain]
+
+    def used(self) -> dict[str, dict[str, Any]]:
+        return {
+            domain: {"id": t.id, "version": t.version}
+            for domain, t in sorted(self.by_domain.items())
+            if t is not None
+        }
+
+
+def _selected(
+    suite: Path,
+    task: str,
+    limit: int | None,
+    templates: _Templates,
+    finished: set[str],
+) -> Iterator[Case]:
+    """The task's cases in suite order, first ``limit`` of them, not yet done."""
+    taken = 0
+    for case in iter_cases(suite):
+        if limit is not None and taken >= limit:
+            return
+        if task == "repair" and (
+            case.truth.verdict != "unsafe" or case.domain not in REPAIR_DOMAINS
+        ):
+            continue
+        if templates.get(case.domain) is None:
+            continue
+        taken += 1
+        if case.id not in finished:
+            yield case
+
+
+class _TaskRunner:
+    """Loads the model on first use and answers batches of one domain."""
+
+    def __init__(self, task, model, templates, scoring, max_new_tokens):
+        self.task = task
+        self.model_spec = model
+        self.templates = templates
+        self.scoring = scoring
+        self.max_new_tokens = max_new_tokens
+        self.loaded = None
+        self.workers: dict[str, Any] = {}
+
+    def __call__(self, domain: str, cases: list[Case]) -> list[Result]:
+        return self._worker(domain)(cases)
+
+    def _worker(self, domain: str) -> Callable[[list[Case]], list[Result]]:
+        if domain not in self.workers:
+            from generator.run.models import load_model
+
+            if self.loaded is None:
+                self.loaded = load_model(self.model_spec)
+            template = self.templates.get(domain)
+            assert template is not None
+            if self.task == "verdict":
+                from generator.run.verdict import DEFAULT_RULE, VerdictScorer
+
+                rule = self.scoring or DEFAULT_RULE
+                self.workers[domain] = VerdictScorer(self.loaded, template, rule=rule)
+            else:
+                from generator.run.repair import MAX_NEW_TOKENS, RepairGenerator
+
+                cap = self.max_new_tokens or MAX_NEW_TOKENS
+                self.workers[domain] = RepairGenerator(
+                    self.loaded, template, max_new_tokens=cap
+                )
+        worker = self.workers[domain]
+        return worker.judge if self.task == "verdict" else worker.generate
+
+    def settings(self) -> dict[str, Any]:
+        """How answers were obtained, for run.json."""
+        if self.task == "verdict":
+            from generator.run.verdict import DEFAULT_RULE, RULES
+
+            rule = RULES[self.scoring or DEFAULT_RULE]
+            calibration: dict[str, float] = {}
+            labels = None
+            for worker in self.workers.values():
+                calibration.update(worker.calibration_table())
+                labels = list(worker.labels)
+            return {
+                "rule": rule.name,
+                "description": rule.description,
+                "labels": labels,
+                "calibration": calibration,
+            }
+        from generator.run.repair import MAX_NEW_TOKENS
+
+        return {
+            "decoding": "greedy",
+            "max_new_tokens": self.max_new_tokens or MAX_NEW_TOKENS,
+        }
+
+
+def _run_batches(runner, cases, journal, total, batch_size, progress) -> None:
+    """Answer cases a batch at a time; each batch reaches the disk before the next."""
+    from tqdm import tqdm
+
+    # Batches hold one domain each: every domain has its own template, and
+    # the verdict scorer's prefix cache is per template.
+    pending: dict[str, list[Case]] = {}
+    with tqdm(
+        total=total, disable=not progress, file=sys.stderr, unit="case", desc="run"
+    ) as bar:
+
+        def flush(domain: str) -> None:
+            batch = pending.pop(domain)
+            results = runner(domain, batch)
+            # Known only once the model is loaded: refuse to mix runs.
+            journal.check_identity(_identity(results[0]))
+            journal.append(results)
+            bar.update(len(batch))
+            for result in results:
+                logger.debug(
+                    "%s: %s (%s)", result.case_id, result.answer, result.failure or "ok"
+                )
+
+        for case in cases:
+            pending.setdefault(case.domain, []).append(case)
+            if len(pending[case.domain]) >= batch_size:
+                flush(case.domain)
+        for domain in list(pending):
+            flush(domain)
+
+
+def _identity(result: Result) -> tuple[str, str, str, int]:
+    return (result.task, result.model_id, result.template_id, result.template_version)
+
+
+def _summary(out: Path, **run: Any) -> dict[str, Any]:
+    """run.json: what ran, on what, and how it went over every result so far."""
+    counts: dict[str, Any] = {"total": 0, "correct": 0, "failures": {}}
+    model_id = None
+    results_path = out / "results.jsonl"
+    for result in read_results(results_path) if results_path.exists() else ():
+        counts["total"] += 1
+        counts["correct"] += result.correct
+        if result.failure:
+            failures = counts["failures"]
+            failures[result.failure] = failures.get(result.failure, 0) + 1
+        model_id = model_id or result.model_id
+
+    # A resumed run that had nothing left to do loaded no model; what the
+    # earlier invocation recorded still describes the results.
+    previous: dict[str, Any] = run["previous"]
+    runner: _TaskRunner = run["runner"]
+    loaded = runner.loaded
+    templates = run["templates"].used() or previous.get("templates", {})
+    summary: dict[str, Any] = {
+        "model": loaded.model_id if loaded else model_id or run["model"],
+        "model_arg": run["model"],
+        "task": run["task"],
+        "templates": templates,
+        "template": next(iter(templates.values()), None),
+        "suite": str(run["suite"]),
+        "suite_sha256": run["cases_sha"],
+        "manifest_sha256": run["manifest_sha"],
+        "limit": run["limit"],
+        "batch_size": run["batch_size"],
+        "counts": {**counts, "new": run["new"]},
+        "seconds": round(run["seconds"], 3),
+        "seconds_total": round(run["seconds"] + previous.get("seconds_total", 0), 3),
+        "device": loaded.device if loaded else previous.get("device"),
+        "dtype": loaded.dtype if loaded else previous.get("dtype"),
+        "settings": runner.settings() if loaded else previous.get("settings"),
+    }
+    if counts["total"]:
+        summary["accuracy"] = counts["correct"] / counts["total"]
+    return summary
