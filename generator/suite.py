@@ -81,6 +81,11 @@ def generate_suite(
     body = "".join(dumps_line(c) for c in sorted(cases, key=lambda c: c.id))
     _write(out / "cases.jsonl", body)
     manifest = _manifest(cases, pool, body, domains, count, seed, question)
+    for name, entry in manifest["mutator_profile"].items():
+        logger.debug(
+            "mutator %s: %d calls, %d applied, %d verdict flips",
+            name, entry["calls"], entry["applied"], entry["flips"],
+        )  # fmt: skip
     _write(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     logger.info(
         "generate: wrote %d cases (%s) to %s in %.1fs",
