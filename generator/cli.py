@@ -226,11 +226,9 @@ def _run_generate(args: argparse.Namespace) -> int:
         pss_version=args.pss_version,
         level=args.level,
     )
-    verdicts = manifest.get("verdicts", {})
+    verdicts = manifest["counts"]["verdict"]
     summary = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
-    print(
-        f"wrote {args.out / 'cases.jsonl'}: {manifest.get('count')} cases ({summary})"
-    )
+    print(f"wrote {args.out / 'cases.jsonl'}: {manifest['cases']} cases ({summary})")
     return EXIT_OK
 
 
