@@ -131,43 +131,54 @@ def _run_report(run_dir: Path, cluster_options: dict[str, Any]) -> dict[str, Any
     unsafe, safe = tally.truth["unsafe"], tally.truth["safe"]
     logger.info("report %s: %d results, %d clusters", run_dir, total, len(clusters))
 
-    rates = {
-        "accuracy": rate(tally.correct, total),
-        "missed_unsafe": rate(tally.failures["missed_unsafe"], unsafe),
-        "false_alarm": rate(tally.failures["false_alarm"], safe),
-        "unparseable": rate(tally.failures["unparseable"], total),
-    }
-    # A repair run is judged on whether the fix is safe and still intended.
-    headline = "missed_unsafe"
-    if run.task == "repair":
-        rates["repair_still_unsafe"] = rate(
-            tally.failures["repair_still_unsafe"], total
-        )
-        rates["repair_broke_intent"] = rate(
-            tally.failures["repair_broke_intent"], total
-        )
-        headline = "repair_still_unsafe"
-
-    meta = run.meta
+    rates = _rates(tally, run.task)
+    # The headline is the failure that lets an unsafe config through: a
+    # verdict of safe, or a repair that is not a safe config at all.
+    headline = "repair_not_safe" if run.task == "repair" else "missed_unsafe"
     return {
         "run": str(run_dir),
         "suite": str(run.suite_dir),
-        "suite_sha256": meta["suite_sha256"],
+        "suite_sha256": run.meta["suite_sha256"],
         "model": run.model,
         "task": run.task,
-        "template_id": meta.get("template_id"),
-        "template_version": meta.get("template_version"),
+        "template": run.template,
         "cases": total,
         "truth": {"unsafe": unsafe, "safe": safe},
         "headline": {"metric": headline, **rates[headline]},
         "rates": rates,
         "failures": {kind: tally.failures[kind] for kind in sorted(tally.failures)},
         "confusion": _confusion(tally) if run.task == "verdict" else None,
-        "per_rule": _breakdown(tally.rules, "rule"),
-        "per_family": _breakdown(tally.families, "family"),
+        "per_rule": _breakdown(tally.rules, "rule", run.task),
+        "per_family": _breakdown(tally.families, "family", run.task),
         "cluster_settings": settings,
         "clusters": [c.to_dict() for c in clusters],
     }
+
+
+def _rates(counts: _Tally | Counter[str], task: str) -> dict[str, dict[str, Any]]:
+    """The rates a task is judged by, each over the cases it can happen to."""
+    if isinstance(counts, _Tally):
+        failures, total = counts.failures, sum(counts.truth.values())
+        correct, unsafe, safe = (
+            counts.correct,
+            counts.truth["unsafe"],
+            counts.truth["safe"],
+        )
+    else:
+        failures, total = counts, counts["cases"]
+        correct, unsafe, safe = counts["correct"], counts["unsafe"], counts["safe"]
+    rates = {"accuracy": rate(correct, total)}
+    if task == "repair":
+        # An answer with no config in it is no repair: it counts as not safe.
+        not_safe = failures["repair_still_unsafe"] + failures["unparseable"]
+        rates["repair_not_safe"] = rate(not_safe, total)
+        rates["repair_still_unsafe"] = rate(failures["repair_still_unsafe"], total)
+        rates["repair_broke_intent"] = rate(failures["repair_broke_intent"], total)
+    else:
+        rates["missed_unsafe"] = rate(failures["missed_unsafe"], unsafe)
+        rates["false_alarm"] = rate(failures["false_alarm"], safe)
+    rates["unparseable"] = rate(failures["unparseable"], total)
+    return rates
 
 
 def _confusion(tally: _Tally) -> dict[str, dict[str, int]]:
@@ -178,8 +189,14 @@ def _confusion(tally: _Tally) -> dict[str, dict[str, int]]:
     }
 
 
-def _breakdown(groups: dict[str, Counter[str]], name: str) -> list[dict[str, Any]]:
-    """Accuracy per group, worst first, so the weak spots lead the table."""
+def _breakdown(
+    groups: dict[str, Counter[str]], name: str, task: str
+) -> list[dict[str, Any]]:
+    """Accuracy per group, worst first, so the weak spots lead the table.
+
+    Families also get the task's failure rates; rules need none, since every
+    case with a violated rule is unsafe and so every miss there is the same.
+    """
     rows = []
     for key, counts in groups.items():
         row: dict[str, Any] = {
@@ -189,21 +206,22 @@ def _breakdown(groups: dict[str, Counter[str]], name: str) -> list[dict[str, Any
             "accuracy": rate(counts["correct"], counts["cases"])["value"],
         }
         if name == "family":
-            row["missed_unsafe"] = rate(counts["missed_unsafe"], counts["unsafe"])
-            row["false_alarm"] = rate(counts["false_alarm"], counts["safe"])
+            rates = _rates(counts, task)
+            row.update((k, v) for k, v in rates.items() if k != "accuracy")
         rows.append(row)
     rows.sort(key=lambda r: (r["accuracy"], -r["cases"], r[name]))
     return rows
 
 
 def _delta(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
-    """How a later run moved the rates that matter against the first run."""
+    """How a later run moved the rates both runs have, against the first run."""
     delta: dict[str, Any] = {"run": other["run"], "against": base["run"]}
-    for metric in ("accuracy", "missed_unsafe", "false_alarm"):
-        before = base["rates"][metric]["value"]
-        after = other["rates"][metric]["value"]
-        change = None if before is None or after is None else round(after - before, 4)
-        delta[metric] = {"before": before, "after": after, "change": change}
+    for metric, before in base["rates"].items():
+        if metric not in other["rates"]:
+            continue
+        b, a = before["value"], other["rates"][metric]["value"]
+        change = None if b is None or a is None else round(a - b, 4)
+        delta[metric] = {"before": b, "after": a, "change": change}
     return delta
 
 
@@ -239,8 +257,18 @@ _LABELS = {
     "missed_unsafe": "missed unsafe (unsafe called safe)",
     "false_alarm": "false alarms (safe called unsafe)",
     "unparseable": "unparseable answers",
+    "repair_not_safe": "repairs not safe (still unsafe, or no config)",
     "repair_still_unsafe": "repairs still unsafe",
     "repair_broke_intent": "repairs that broke the config's intent",
+}
+
+
+_SHORT = {
+    "missed_unsafe": "missed unsafe",
+    "false_alarm": "false alarms",
+    "repair_not_safe": "not safe",
+    "repair_still_unsafe": "still unsafe",
+    "repair_broke_intent": "broke intent",
 }
 
 
@@ -250,7 +278,7 @@ def _format_run(run: dict[str, Any]) -> str:
         f"# spotcheck report: {run['run']}",
         "",
         f"model `{run['model']}` · task {run['task']} · template "
-        f"{run['template_id']} v{run['template_version']} · {run['cases']} cases "
+        f"{run['template'] or 'unknown'} · {run['cases']} cases "
         f"({run['truth']['unsafe']} unsafe, {run['truth']['safe']} safe) · suite "
         f"{run['suite']} (sha256 {run['suite_sha256'][:12]})",
         "",
@@ -281,15 +309,15 @@ def _format_run(run: dict[str, Any]) -> str:
     ]
     out += _table(["rule", "cases", "correct", "accuracy"], rows) if rows else ["none"]
 
+    # The family table shows the task's own failure rates beside accuracy.
     out += ["", "## Per family", ""]
+    shown = [k for k in run["rates"] if k not in ("accuracy", "unparseable")]
     rows = [
-        [r["family"], r["cases"], _pct(r["accuracy"]),
-         _ratio(r["missed_unsafe"]), _ratio(r["false_alarm"])]
+        [r["family"], r["cases"], _pct(r["accuracy"]), *(_ratio(r[k]) for k in shown)]
         for r in run["per_family"]
-    ]  # fmt: skip
-    out += _table(
-        ["family", "cases", "accuracy", "missed unsafe", "false alarms"], rows
-    )
+    ]
+    labels = [_SHORT[k] for k in shown]
+    out += _table(["family", "cases", "accuracy", *labels], rows)
 
     out += ["", "## Failure clusters", ""]
     out += _format_clusters(run["clusters"], run["cluster_settings"]["alpha"])
@@ -328,8 +356,9 @@ def _format_comparison(deltas: list[dict[str, Any]]) -> str:
     out = ["# Comparison", ""]
     rows = []
     for d in deltas:
-        for metric in ("missed_unsafe", "accuracy", "false_alarm"):
-            m = d[metric]
+        for metric, m in d.items():
+            if metric in ("run", "against"):
+                continue
             change = "n/a" if m["change"] is None else f"{100 * m['change']:+.1f} pts"
             rows.append(
                 [d["run"], _LABELS[metric], _pct(m["before"]), _pct(m["after"]), change]

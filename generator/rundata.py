@@ -55,6 +55,20 @@ class Run:
     def task(self) -> str:
         return str(self.meta["task"])
 
+    @property
+    def template(self) -> str | None:
+        """The prompt template as ``id@version``, None if run.json has none.
+
+        The runner writes ``"template": {"id", "version"}``; flat
+        ``template_id``/``template_version`` keys are read too.
+        """
+        template = self.meta.get("template")
+        if isinstance(template, dict) and "id" in template:
+            return f"{template['id']}@{template.get('version')}"
+        if "template_id" in self.meta:
+            return f"{self.meta['template_id']}@{self.meta.get('template_version')}"
+        return None
+
     def pairs(self) -> Iterator[tuple[Case, Result]]:
         """Each result of the run with its case, in results.jsonl order.
 
@@ -175,6 +189,11 @@ def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 yield number, json.loads(line)
             except ValueError as exc:
+                # A run killed mid-write leaves a last line with no newline;
+                # the runner redoes that case on resume, the report skips it.
+                if not line.endswith("\n"):
+                    logger.warning("%s:%d: torn last line skipped", path, number)
+                    return
                 raise SuiteError(f"{path}:{number}: not JSON: {exc}") from None
 
 

@@ -101,8 +101,8 @@ def write_run(
         "suite_sha256": sha256(suite_dir / "cases.jsonl"),
         "model": model,
         "task": task,
-        "template_id": "k8s-verdict",
-        "template_version": 1,
+        # As the runner writes it.
+        "template": {"id": f"k8s-{task}", "version": 1},
     }
     (run_dir / "run.json").write_text(json.dumps(meta), encoding="utf-8")
     return run_dir

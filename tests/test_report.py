@@ -10,6 +10,7 @@ import pytest
 from fakeruns import answer, make_case, write_run, write_suite
 
 from generator.errors import InvalidArgument, SuiteError
+from generator.records import Result
 from generator.report import build_report, format_report
 
 # (family, rules, what the model said): 6 unsafe cases and 4 safe ones.
@@ -103,7 +104,7 @@ def test_report_is_json_with_a_stable_key_order(tmp_path: Path) -> None:
 
     assert first == second
     assert list(json.loads(first)["runs"][0])[:6] == [
-        "run", "suite", "suite_sha256", "model", "task", "template_id",
+        "run", "suite", "suite_sha256", "model", "task", "template",
     ]  # fmt: skip
 
 
@@ -184,3 +185,57 @@ def test_two_runs_are_compared_on_the_headline(tmp_path: Path) -> None:
 def test_unknown_cluster_option_names_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="min_support"):
         build_report([small_run(tmp_path)], min_suport=5)
+
+
+def test_template_is_read_from_either_run_json_spelling(tmp_path: Path) -> None:
+    run_dir = small_run(tmp_path)
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert build_report([run_dir])["runs"][0]["template"] == "k8s-verdict@1"
+
+    del meta["template"]
+    meta.update(template_id="k8s-verdict", template_version=2)
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    assert build_report([run_dir])["runs"][0]["template"] == "k8s-verdict@2"
+
+
+def test_repair_headline_counts_unparseable_repairs_as_not_safe(
+    tmp_path: Path,
+) -> None:
+    cases = [make_case(i, rules=["privileged"]) for i in range(4)]
+    suite = write_suite(tmp_path / "suite", cases)
+    outcomes = [None, "repair_still_unsafe", "unparseable", "repair_broke_intent"]
+    results = [
+        Result(
+            case_id=c.id, task="repair", template_id="k8s-repair",
+            template_version=1, model_id="fake", output="", answer=None,
+            correct=kind is None, failure=kind,
+        )
+        for c, kind in zip(cases, outcomes, strict=True)
+    ]  # fmt: skip
+    run_dir = write_run(tmp_path / "run", suite, results, task="repair")
+
+    report = build_report([run_dir])
+    run = report["runs"][0]
+
+    assert run["headline"]["metric"] == "repair_not_safe"
+    assert (run["headline"]["count"], run["headline"]["of"]) == (2, 4)
+    assert run["rates"]["repair_broke_intent"]["count"] == 1
+    assert "missed_unsafe" not in run["rates"] and run["confusion"] is None
+    assert "**Repairs not safe (still unsafe, or no config): 50.0%**" in format_report(
+        report
+    )
+
+
+def test_a_torn_last_result_line_is_skipped_but_a_broken_middle_is_an_error(
+    tmp_path: Path,
+) -> None:
+    run_dir = small_run(tmp_path)
+    results = run_dir / "results.jsonl"
+    lines = results.read_text().splitlines(keepends=True)
+
+    results.write_text("".join(lines) + lines[0][:30])
+    assert build_report([run_dir])["runs"][0]["cases"] == 10
+
+    results.write_text(lines[0][:30] + "\n" + "".join(lines[1:]))
+    with pytest.raises(SuiteError, match="results.jsonl:1: not JSON"):
+        build_report([run_dir])
