@@ -277,3 +277,17 @@ def test_restricted_drops_replaced_baseline_checks():
 def test_evaluate_accepts_a_workload_directly():
     workload = Workload("x", 0, "Pod", "p", {}, {"hostPID": True}, "spec", "metadata")
     assert evaluate(workload, LATEST).verdicts["baseline"] == "fail"
+
+
+@pytest.mark.parametrize("containers", [None, []])
+def test_pod_without_containers_is_invalid(containers):
+    doc = pod(containers=containers)
+    evaluation = judge(doc)
+    assert rules(evaluation) == {"invalidField"}
+    assert evaluation.verdicts == {"baseline": "fail", "restricted": "fail"}
+
+
+def test_probe_of_the_wrong_type_is_invalid_not_skipped():
+    doc = pod()
+    doc["spec"]["containers"][0]["livenessProbe"] = "nope"
+    assert rules(judge(doc), "baseline") == {"invalidField"}

@@ -135,6 +135,21 @@ class _Pod:
         path = f"{self.spec_path}.securityContext"
         return path, self.field(self.spec, "securityContext", dict, path) or {}
 
+    def require_containers(self) -> None:
+        """A pod needs at least one container; the API server rejects none."""
+        path = f"{self.spec_path}.containers"
+        if not self.field(self.spec, "containers", list, path):
+            self.invalid.setdefault(
+                path,
+                Finding(
+                    INVALID,
+                    "baseline",
+                    path,
+                    "a pod needs at least one container; the API server rejects "
+                    "this object",
+                ),
+            )
+
     def containers(self) -> Iterator[tuple[str, dict]]:
         for key in ("initContainers", "containers", "ephemeralContainers"):
             yield from self.items(self.spec, key, f"{self.spec_path}.{key}")
@@ -271,12 +286,13 @@ def _host_probes(pod: _Pod, version: Version) -> list[Finding]:
     # loopback included; only the pod's own IP (host unset) is allowed.
     out = []
     for path, container in pod.containers():
-        handlers = [(f"{path}.{p}", container.get(p)) for p in _PROBES]
         life_path = f"{path}.lifecycle"
         lifecycle = pod.field(container, "lifecycle", dict, life_path)
-        handlers += [(f"{life_path}.{h}", (lifecycle or {}).get(h)) for h in _HOOKS]
-        for handler_path, handler in handlers:
-            if not isinstance(handler, dict):
+        places = [(container, p, f"{path}.{p}") for p in _PROBES]
+        places += [(lifecycle, h, f"{life_path}.{h}") for h in _HOOKS]
+        for owner, key, handler_path in places:
+            handler = pod.field(owner, key, dict, handler_path)
+            if handler is None:
                 continue
             for action in ("httpGet", "tcpSocket"):
                 action_path = f"{handler_path}.{action}"
@@ -741,6 +757,7 @@ class Evaluation:
 def evaluate(workload: Workload, version: Version) -> Evaluation:
     """Judge one workload against baseline and restricted at ``version``."""
     pod = _Pod(workload)
+    pod.require_containers()
     by_check: dict[str, list[Finding]] = {}
     for check in CHECKS:
         if check.since <= version:
