@@ -38,7 +38,13 @@ from generator.records import Case, Result, TagValue
 from generator.slicing import Settings, Slice, SliceSearch
 from generator.stats import benjamini_hochberg, wilson_interval
 
-__all__ = ["KIND_ORDER", "Cluster", "case_features", "find_clusters"]
+__all__ = [
+    "KIND_ORDER",
+    "Cluster",
+    "case_features",
+    "find_clusters",
+    "format_conditions",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +126,7 @@ class Cluster:
 
 
 def format_conditions(conditions: Iterable[Feature]) -> str:
+    """``key=value`` joined by `` & ``, values in JSON spelling (true, 3)."""
     return " & ".join(f"{k}={json.dumps(v).strip(chr(34))}" for k, v in conditions)
 
 
