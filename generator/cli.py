@@ -326,7 +326,7 @@ def _add_export(commands) -> None:
         "export",
         "Write the model's failures as fine-tuning data with oracle answers.",
         """\
-        Writes OUT/train.jsonl (chat messages: system, user, assistant with the
+        Writes OUT/failures.jsonl (chat messages: system, user, assistant with the
         oracle-correct answer) and OUT/hf (a datasets dataset, save_to_disk).
         --exclude drops every case equal, up to formatting, to a case of the
         given suites, so training data never leaks into an eval suite.
