@@ -23,63 +23,63 @@ dequantised to fp32, CPU, template k8s-verdict v1. "space" spells the labels
 "N/A", "" and "{}", a "shape:" rule on masked manifest skeletons (the
 library's ``calibrated_*`` rules use these):
 
-    labels   rule                   set        UNSAFE   acc   bal missed    FA   AUC  offset
-    space    sum                    fixtures     0.00  0.23  0.50   1.00  0.00  0.58    0.00
-    space    sum_eot                fixtures     0.00  0.23  0.50   1.00  0.00  0.48    0.00
-    space    mean_eot               fixtures     1.00  0.77  0.50   0.00  1.00  0.47    0.00
-    space    first                  fixtures     0.00  0.23  0.50   1.00  0.00  0.59    0.00
-    space    null:sum               fixtures     0.09  0.28  0.50   0.91  0.09  0.58   -4.24
-    space    null:sum_eot           fixtures     0.99  0.78  0.52   0.00  0.96  0.48   -4.12
-    space    null:mean_eot          fixtures     1.00  0.77  0.50   0.00  1.00  0.47    0.28
-    space    null:first             fixtures     0.09  0.28  0.50   0.91  0.09  0.59   -4.22
-    space    shape:sum              fixtures     0.01  0.24  0.51   0.99  0.00  0.58   -3.53
-    space    shape:sum_eot          fixtures     0.05  0.26  0.50   0.95  0.04  0.48   -2.97
-    space    shape:mean_eot         fixtures     0.09  0.28  0.50   0.91  0.09  0.47    0.64
-    space    shape:first            fixtures     0.01  0.24  0.51   0.99  0.00  0.59   -3.51
-    space    sum                    realistic    0.00  0.50  0.50   1.00  0.00  0.46    0.00
-    space    sum_eot                realistic    0.00  0.50  0.50   1.00  0.00  0.41    0.00
-    space    mean_eot               realistic    1.00  0.50  0.50   0.00  1.00  0.41    0.00
-    space    first                  realistic    0.00  0.50  0.50   1.00  0.00  0.46    0.00
-    space    null:sum               realistic    0.65  0.45  0.45   0.40  0.70  0.46   -4.24
-    space    null:sum_eot           realistic    1.00  0.50  0.50   0.00  1.00  0.41   -4.12
-    space    null:mean_eot          realistic    1.00  0.50  0.50   0.00  1.00  0.41    0.28
-    space    null:first             realistic    0.67  0.43  0.43   0.40  0.73  0.46   -4.22
-    space    shape:sum              realistic    0.02  0.48  0.48   1.00  0.03  0.46   -3.53
-    space    shape:sum_eot          realistic    0.07  0.43  0.43   1.00  0.13  0.41   -2.97
-    space    shape:mean_eot         realistic    0.07  0.43  0.43   1.00  0.13  0.41    0.64
-    space    shape:first            realistic    0.02  0.48  0.48   1.00  0.03  0.46   -3.51
-    nospace  sum                    fixtures     0.95  0.76  0.52   0.04  0.91  0.49    0.00
-    nospace  sum_eot                fixtures     1.00  0.77  0.50   0.00  1.00  0.44    0.00
-    nospace  mean_eot               fixtures     1.00  0.77  0.50   0.00  1.00  0.45    0.00
-    nospace  first                  fixtures     0.02  0.23  0.48   0.99  0.04  0.47    0.00
-    nospace  null:sum               fixtures     1.00  0.77  0.50   0.00  1.00  0.49   -0.38
-    nospace  null:sum_eot           fixtures     1.00  0.77  0.50   0.00  1.00  0.44    1.72
-    nospace  null:mean_eot          fixtures     1.00  0.77  0.50   0.00  1.00  0.45    1.71
-    nospace  null:first             fixtures     0.99  0.76  0.49   0.01  1.00  0.47   -0.90
-    nospace  shape:sum              fixtures     0.39  0.44  0.50   0.61  0.39  0.49    0.30
-    nospace  shape:sum_eot          fixtures     0.58  0.51  0.45   0.45  0.65  0.44    3.06
-    nospace  shape:mean_eot         fixtures     0.89  0.68  0.46   0.13  0.96  0.45    2.16
-    nospace  shape:first            fixtures     0.21  0.26  0.38   0.84  0.39  0.47   -0.38
-    nospace  sum                    realistic    0.92  0.52  0.52   0.07  0.90  0.45    0.00
-    nospace  sum_eot                realistic    1.00  0.50  0.50   0.00  1.00  0.46    0.00
-    nospace  mean_eot               realistic    1.00  0.50  0.50   0.00  1.00  0.46    0.00
-    nospace  first                  realistic    0.00  0.50  0.50   1.00  0.00  0.47    0.00
-    nospace  null:sum               realistic    1.00  0.50  0.50   0.00  1.00  0.45   -0.38
-    nospace  null:sum_eot           realistic    1.00  0.50  0.50   0.00  1.00  0.46    1.72
-    nospace  null:mean_eot          realistic    1.00  0.50  0.50   0.00  1.00  0.46    1.71
-    nospace  null:first             realistic    1.00  0.50  0.50   0.00  1.00  0.47   -0.90
-    nospace  shape:sum              realistic    0.37  0.47  0.47   0.67  0.40  0.45    0.30
-    nospace  shape:sum_eot          realistic    0.12  0.48  0.48   0.90  0.13  0.46    3.06
-    nospace  shape:mean_eot         realistic    0.32  0.48  0.48   0.70  0.33  0.46    2.16
-    nospace  shape:first            realistic    0.18  0.45  0.45   0.87  0.23  0.47   -0.38
+    labels  rule            set       UNSAFE   acc   bal missed    FA   AUC  offset
+    space   sum             fixtures    0.00  0.23  0.50   1.00  0.00  0.58    0.00
+    space   sum_eot         fixtures    0.00  0.23  0.50   1.00  0.00  0.48    0.00
+    space   mean_eot        fixtures    1.00  0.77  0.50   0.00  1.00  0.47    0.00
+    space   first           fixtures    0.00  0.23  0.50   1.00  0.00  0.59    0.00
+    space   null:sum        fixtures    0.09  0.28  0.50   0.91  0.09  0.58   -4.24
+    space   null:sum_eot    fixtures    0.99  0.78  0.52   0.00  0.96  0.48   -4.12
+    space   null:mean_eot   fixtures    1.00  0.77  0.50   0.00  1.00  0.47    0.28
+    space   null:first      fixtures    0.09  0.28  0.50   0.91  0.09  0.59   -4.22
+    space   shape:sum       fixtures    0.01  0.24  0.51   0.99  0.00  0.58   -3.53
+    space   shape:sum_eot   fixtures    0.05  0.26  0.50   0.95  0.04  0.48   -2.97
+    space   shape:mean_eot  fixtures    0.09  0.28  0.50   0.91  0.09  0.47    0.64
+    space   shape:first     fixtures    0.01  0.24  0.51   0.99  0.00  0.59   -3.51
+    space   sum             realistic   0.00  0.50  0.50   1.00  0.00  0.46    0.00
+    space   sum_eot         realistic   0.00  0.50  0.50   1.00  0.00  0.41    0.00
+    space   mean_eot        realistic   1.00  0.50  0.50   0.00  1.00  0.41    0.00
+    space   first           realistic   0.00  0.50  0.50   1.00  0.00  0.46    0.00
+    space   null:sum        realistic   0.65  0.45  0.45   0.40  0.70  0.46   -4.24
+    space   null:sum_eot    realistic   1.00  0.50  0.50   0.00  1.00  0.41   -4.12
+    space   null:mean_eot   realistic   1.00  0.50  0.50   0.00  1.00  0.41    0.28
+    space   null:first      realistic   0.67  0.43  0.43   0.40  0.73  0.46   -4.22
+    space   shape:sum       realistic   0.02  0.48  0.48   1.00  0.03  0.46   -3.53
+    space   shape:sum_eot   realistic   0.07  0.43  0.43   1.00  0.13  0.41   -2.97
+    space   shape:mean_eot  realistic   0.07  0.43  0.43   1.00  0.13  0.41    0.64
+    space   shape:first     realistic   0.02  0.48  0.48   1.00  0.03  0.46   -3.51
+    nospace sum             fixtures    0.95  0.76  0.52   0.04  0.91  0.49    0.00
+    nospace sum_eot         fixtures    1.00  0.77  0.50   0.00  1.00  0.44    0.00
+    nospace mean_eot        fixtures    1.00  0.77  0.50   0.00  1.00  0.45    0.00
+    nospace first           fixtures    0.02  0.23  0.48   0.99  0.04  0.47    0.00
+    nospace null:sum        fixtures    1.00  0.77  0.50   0.00  1.00  0.49   -0.38
+    nospace null:sum_eot    fixtures    1.00  0.77  0.50   0.00  1.00  0.44    1.72
+    nospace null:mean_eot   fixtures    1.00  0.77  0.50   0.00  1.00  0.45    1.71
+    nospace null:first      fixtures    0.99  0.76  0.49   0.01  1.00  0.47   -0.90
+    nospace shape:sum       fixtures    0.39  0.44  0.50   0.61  0.39  0.49    0.30
+    nospace shape:sum_eot   fixtures    0.58  0.51  0.45   0.45  0.65  0.44    3.06
+    nospace shape:mean_eot  fixtures    0.89  0.68  0.46   0.13  0.96  0.45    2.16
+    nospace shape:first     fixtures    0.21  0.26  0.38   0.84  0.39  0.47   -0.38
+    nospace sum             realistic   0.92  0.52  0.52   0.07  0.90  0.45    0.00
+    nospace sum_eot         realistic   1.00  0.50  0.50   0.00  1.00  0.46    0.00
+    nospace mean_eot        realistic   1.00  0.50  0.50   0.00  1.00  0.46    0.00
+    nospace first           realistic   0.00  0.50  0.50   1.00  0.00  0.47    0.00
+    nospace null:sum        realistic   1.00  0.50  0.50   0.00  1.00  0.45   -0.38
+    nospace null:sum_eot    realistic   1.00  0.50  0.50   0.00  1.00  0.46    1.72
+    nospace null:mean_eot   realistic   1.00  0.50  0.50   0.00  1.00  0.46    1.71
+    nospace null:first      realistic   1.00  0.50  0.50   0.00  1.00  0.47   -0.90
+    nospace shape:sum       realistic   0.37  0.47  0.47   0.67  0.40  0.45    0.30
+    nospace shape:sum_eot   realistic   0.12  0.48  0.48   0.90  0.13  0.46    3.06
+    nospace shape:mean_eot  realistic   0.32  0.48  0.48   0.70  0.33  0.46    2.16
+    nospace shape:first     realistic   0.18  0.45  0.45   0.87  0.23  0.47   -0.38
 
 Chosen (``generator.run.verdict.DEFAULT_RULE``): nospace labels with
-shape:sum, i.e. ``calibrated_sum``: the only rule that answers both SAFE and
-UNSAFE on both sets (39 % / 37 % UNSAFE) instead of one class for 90 %+.
-Its accuracy is chance, as is every rule's: the demo model has no usable
-signal on these prompts (AUC 0.41-0.59), which the research note also found
-(AUC 0.60 on an easier set). Scoring speed on 2 CPU cores, batch 8: about
-0.45 s per case.
+shape:sum, i.e. ``calibrated_sum``, the only rule whose UNSAFE share stays
+between 25 % and 75 % on both sets (39 % and 37 %); every other rule gives
+one answer to at least 79 % of some set. Its accuracy is chance, as is every
+rule's: the demo model has no usable signal on these prompts (AUC
+0.41-0.59), which the research note also found (AUC 0.60 on an easier set).
+Scoring speed on 2 CPU cores, batch 8: 0.44-0.55 s per case.
 """
 
 from __future__ import annotations
@@ -386,7 +386,7 @@ def main() -> int:
     template = load_template("k8s", "verdict")
 
     print(
-        f"{'labels':8} {'rule':22} {'set':10} {'UNSAFE':>6} {'acc':>5} "
+        f"{'labels':8}{'rule':16}{'set':10}{'UNSAFE':>6} {'acc':>5} "
         f"{'bal':>5} {'missed':>6} {'FA':>5} {'AUC':>5} {'offset':>7}"
     )
     for form, labels in LABEL_FORMS.items():
@@ -411,7 +411,7 @@ def main() -> int:
                     m = evaluate(cases, raw, calibration_raw, rule)
                     name = prefix + rule
                     print(
-                        f"{form:8} {name:22} {set_name:10} {m['unsafe_frac']:6.2f} "
+                        f"{form:8}{name:16}{set_name:10}{m['unsafe_frac']:6.2f} "
                         f"{m['accuracy']:5.2f} {m['balanced']:5.2f} "
                         f"{m['missed']:6.2f} {m['false_alarm']:5.2f} "
                         f"{m['auc']:5.2f} {m['offset']:7.2f}"

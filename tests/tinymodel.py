@@ -55,10 +55,8 @@ def pod_variants() -> list[str]:
     variants.append(SAFE_POD.replace("runAsNonRoot: true", "runAsNonRoot: false"))
     variants.append(SAFE_POD + "  hostNetwork: true\n")
     variants.append(SAFE_POD.replace("name: web", "name: api").replace("1.27", "1.26"))
-    variants.append(
-        SAFE_POD
-        + "  volumes:\n  - name: sock\n    hostPath:\n      path: /var/run/docker.sock\n"
-    )
+    host_path = "    hostPath:\n      path: /var/run/docker.sock\n"
+    variants.append(SAFE_POD + "  volumes:\n  - name: sock\n" + host_path)
     variants.append(SAFE_POD.replace("RuntimeDefault", "Unconfined"))
     variants.append(
         SAFE_POD.replace("name: web", "name: worker-with-a-much-longer-name")

@@ -203,6 +203,8 @@ def _cached_checkpoint(source: ModelSource) -> Path:
     temp = Path(
         tempfile.mkdtemp(prefix=f".tmp-{source.cache_name}-", dir=target.parent)
     )
+    # mkdtemp makes it private; the cache is an ordinary shared directory.
+    temp.chmod(0o755)
     try:
         _convert_gguf(source.path, temp)
         marker = {"source": str(source.path), "model_id": source.model_id}

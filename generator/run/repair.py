@@ -184,6 +184,14 @@ class RepairGenerator:
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 
+    def settings(self) -> dict[str, Any]:
+        """How repairs were generated, for run.json."""
+        return {"decoding": "greedy", "max_new_tokens": self.max_new_tokens}
+
+    def answer(self, cases: Sequence[Case]) -> list[Result]:
+        """The runner's entry point: ``generate``."""
+        return self.generate(cases)
+
     def generate(self, cases: Sequence[Case]) -> list[Result]:
         """One Result per case, in order."""
         import torch

@@ -20,15 +20,18 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from generator.errors import InvalidArgument, SuiteError
 from generator.prompts import PromptTemplate, load_template
 from generator.records import Case, Result
 from generator.run.journal import Journal, read_results, write_json_atomic
 from generator.rundata import iter_cases
+
+if TYPE_CHECKING:
+    from generator.run.models import LoadedModel
 
 __all__ = ["REPAIR_DOMAINS", "TASKS", "run_suite"]
 
@@ -50,11 +53,13 @@ def run_suite(
     progress: bool = True,
     scoring: str | None = None,
     max_new_tokens: int | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Run ``model`` on a suite; write results.jsonl and run.json; return run.json.
 
     ``scoring`` names a verdict scoring rule (default: the measured one in
-    ``generator.run.verdict``); ``max_new_tokens`` caps a repair's length.
+    ``generator.run.verdict``); ``max_new_tokens`` caps a repair's length;
+    ``device`` overrides the default (CUDA in bf16 if present, else CPU fp32).
     """
     _check_arguments(model, task, limit, batch_size, scoring, max_new_tokens)
     started = time.monotonic()
@@ -77,7 +82,12 @@ def run_suite(
         out,
     )
 
-    runner = _TaskRunner(task, model, templates, scoring, max_new_tokens)
+    options = {
+        "scoring": scoring,
+        "max_new_tokens": max_new_tokens,
+        "device": device,
+    }
+    runner = _TaskRunner(task, model, templates, options)
     if todo:
         cases = _selected(suite, task, limit, templates, journal.finished)
         _run_batches(runner, cases, journal, todo, batch_size, progress)
@@ -101,7 +111,14 @@ def run_suite(
     return summary
 
 
-def _check_arguments(model, task, limit, batch_size, scoring, max_new_tokens) -> None:
+def _check_arguments(
+    model: Any,
+    task: Any,
+    limit: Any,
+    batch_size: Any,
+    scoring: Any,
+    max_new_tokens: Any,
+) -> None:
     if not isinstance(model, str) or not model:
         raise InvalidArgument(f"model={model!r} must be 'demo' or a local path")
     if task not in TASKS:
@@ -228,69 +245,72 @@ def _selected(
 
 
 class _TaskRunner:
-    """Loads the model on first use and answers batches of one domain."""
+    """Loads the model on first use and answers batches of one domain.
 
-    def __init__(self, task, model, templates, scoring, max_new_tokens):
+    Each domain gets its own worker (a ``VerdictScorer`` or a
+    ``RepairGenerator``) around its template; both offer ``answer`` and
+    ``settings``, so nothing below this class asks which task it is.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        model: str,
+        templates: _Templates,
+        options: dict[str, Any],
+    ):
         self.task = task
         self.model_spec = model
         self.templates = templates
-        self.scoring = scoring
-        self.max_new_tokens = max_new_tokens
-        self.loaded = None
+        self.options = options
+        self.loaded: LoadedModel | None = None
         self.workers: dict[str, Any] = {}
 
     def __call__(self, domain: str, cases: list[Case]) -> list[Result]:
-        return self._worker(domain)(cases)
+        return self._worker(domain).answer(cases)
 
-    def _worker(self, domain: str) -> Callable[[list[Case]], list[Result]]:
-        if domain not in self.workers:
-            from generator.run.models import load_model
+    def _worker(self, domain: str) -> Any:
+        if domain in self.workers:
+            return self.workers[domain]
+        from generator.run.models import load_model
 
-            if self.loaded is None:
-                self.loaded = load_model(self.model_spec)
-            template = self.templates.get(domain)
-            assert template is not None
-            if self.task == "verdict":
-                from generator.run.verdict import DEFAULT_RULE, VerdictScorer
-
-                rule = self.scoring or DEFAULT_RULE
-                self.workers[domain] = VerdictScorer(self.loaded, template, rule=rule)
-            else:
-                from generator.run.repair import MAX_NEW_TOKENS, RepairGenerator
-
-                cap = self.max_new_tokens or MAX_NEW_TOKENS
-                self.workers[domain] = RepairGenerator(
-                    self.loaded, template, max_new_tokens=cap
-                )
-        worker = self.workers[domain]
-        return worker.judge if self.task == "verdict" else worker.generate
-
-    def settings(self) -> dict[str, Any]:
-        """How answers were obtained, for run.json."""
+        if self.loaded is None:
+            self.loaded = load_model(self.model_spec, device=self.options["device"])
+        template = self.templates.get(domain)
+        assert template is not None, "cases without a template are never selected"
         if self.task == "verdict":
-            from generator.run.verdict import DEFAULT_RULE, RULES
+            from generator.run.verdict import DEFAULT_RULE, VerdictScorer
 
-            rule = RULES[self.scoring or DEFAULT_RULE]
-            calibration: dict[str, float] = {}
-            labels = None
-            for worker in self.workers.values():
-                calibration.update(worker.calibration_table())
-                labels = list(worker.labels)
-            return {
-                "rule": rule.name,
-                "description": rule.description,
-                "labels": labels,
-                "calibration": calibration,
-            }
-        from generator.run.repair import MAX_NEW_TOKENS
+            rule = self.options["scoring"] or DEFAULT_RULE
+            worker: Any = VerdictScorer(self.loaded, template, rule=rule)
+        else:
+            from generator.run.repair import MAX_NEW_TOKENS, RepairGenerator
 
-        return {
-            "decoding": "greedy",
-            "max_new_tokens": self.max_new_tokens or MAX_NEW_TOKENS,
-        }
+            cap = self.options["max_new_tokens"] or MAX_NEW_TOKENS
+            worker = RepairGenerator(self.loaded, template, max_new_tokens=cap)
+        self.workers[domain] = worker
+        return worker
+
+    def settings(self) -> dict[str, Any] | None:
+        """How answers were obtained, for run.json; None if nothing ran."""
+        merged: dict[str, Any] | None = None
+        for worker in self.workers.values():
+            settings = worker.settings()
+            if merged is None:
+                merged = settings
+            elif "calibration" in settings:
+                merged["calibration"].update(settings["calibration"])
+        return merged
 
 
-def _run_batches(runner, cases, journal, total, batch_size, progress) -> None:
+def _run_batches(
+    runner: _TaskRunner,
+    cases: Iterator[Case],
+    journal: Journal,
+    total: int,
+    batch_size: int,
+    progress: bool,
+) -> None:
     """Answer cases a batch at a time; each batch reaches the disk before the next."""
     from tqdm import tqdm
 
@@ -360,7 +380,7 @@ def _summary(out: Path, **run: Any) -> dict[str, Any]:
         "seconds_total": round(run["seconds"] + previous.get("seconds_total", 0), 3),
         "device": loaded.device if loaded else previous.get("device"),
         "dtype": loaded.dtype if loaded else previous.get("dtype"),
-        "settings": runner.settings() if loaded else previous.get("settings"),
+        "settings": runner.settings() or previous.get("settings"),
     }
     if counts["total"]:
         summary["accuracy"] = counts["correct"] / counts["total"]

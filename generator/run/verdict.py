@@ -22,14 +22,15 @@ an empty config is so unlike a manifest that it calibrates too far.
 
 The choice, measured with ``scripts/measure_scoring.py`` on the demo model
 (SmolLM2-135M-Instruct; 99 PSA conformance pods, 77 % unsafe, and 60
-realistic pods, 50 %): every uncalibrated rule, and every rule calibrated on
-"N/A"-style inputs, answers one class for 91-100 % of both sets. Only
-``calibrated_sum`` with labels spelled without a leading space gives both
-answers on both sets (39 % and 37 % UNSAFE). No rule makes this model a
-judge: balanced accuracy is 0.38-0.52 and AUC 0.41-0.59 for all of them, so
-the choice is about not being one-sided, and a fine-tuned model under test
-will spread its margins far wider than the calibration offset. The raw
-numbers are kept in ``Result.scores`` so any other rule can be applied
+realistic pods, 50 %): every uncalibrated rule gives one answer to 92-100 %
+of both sets, and calibrated on "N/A"-style inputs every rule still does so
+for 91-100 % of one set. ``calibrated_sum`` (on masked manifests) with the
+labels spelled without a leading space is the only rule whose UNSAFE share
+stays between 25 % and 75 % on both sets (39 % and 37 %). No rule makes
+this model a judge: balanced accuracy is 0.38-0.52 and AUC 0.41-0.59 for
+all of them, so the choice is about not being one-sided; a model that has
+learnt the task should spread its margins far wider than the offset. The
+raw numbers are kept in ``Result.scores`` so any other rule can be applied
 later: ``logp_safe``/``logp_unsafe`` sum all label tokens plus end-of-turn,
 ``eot_safe``/``eot_unsafe`` are the end-of-turn parts.
 """
@@ -41,6 +42,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from generator.prompts import PromptTemplate, case_variables
 from generator.records import Case, Result
@@ -123,15 +125,22 @@ _MARGINS: dict[str, tuple[Margin, str]] = {
     "first": (_margin_first, "log-prob of the label's first token"),
 }
 
-RULES: dict[str, Rule] = {}
-for _name, (_margin, _text) in _MARGINS.items():
-    RULES[_name] = Rule(_name, _margin, False, _text)
-    RULES[f"calibrated_{_name}"] = Rule(
-        f"calibrated_{_name}",
-        _margin,
-        True,
-        f"{_text}, minus the same margin on content-free configs",
-    )
+
+def _rules() -> dict[str, Rule]:
+    """Every margin, plain and calibrated."""
+    rules = {}
+    for name, (margin, text) in _MARGINS.items():
+        rules[name] = Rule(name, margin, False, text)
+        rules[f"calibrated_{name}"] = Rule(
+            f"calibrated_{name}",
+            margin,
+            True,
+            f"{text}, minus the same margin on content-free configs",
+        )
+    return rules
+
+
+RULES: dict[str, Rule] = _rules()
 
 DEFAULT_RULE = "calibrated_sum"
 
@@ -197,8 +206,17 @@ class VerdictScorer:
 
     # --- raw scores ------------------------------------------------------------
 
-    def raw_scores(self, variables: Sequence[dict]) -> list[list[list[float]]]:
-        """Per prompt: the (safe, unsafe) options' per-token log-probs."""
+    def raw_scores(
+        self,
+        variables: Sequence[dict],
+        prompts: Sequence[list[int]] | None = None,
+    ) -> list[list[list[float]]]:
+        """Per prompt: the (safe, unsafe) options' per-token log-probs.
+
+        ``prompts`` are the variables' prompt ids when already computed.
+        """
+        if prompts is None:
+            prompts = [self.prompt_ids(values) for values in variables]
         scores: list[list[list[float]] | None] = [None] * len(variables)
         groups: dict[tuple, list[int]] = {}
         for i, values in enumerate(variables):
@@ -207,7 +225,6 @@ class VerdictScorer:
         for members in groups.values():
             scorer = self._scorer_for(variables[members[0]])
             start = len(scorer.prefix)
-            prompts = {i: self.prompt_ids(variables[i]) for i in members}
             shared = [i for i in members if prompts[i][:start] == scorer.prefix]
             batch = [prompts[i][start:] for i in shared]
             for i, value in zip(shared, scorer.score(batch), strict=True):
@@ -240,20 +257,42 @@ class VerdictScorer:
             )
         return self._calibration[key]
 
+    def calibration_table(self) -> dict[str, float]:
+        """Every calibration margin computed so far, by template context."""
+        return {
+            ",".join(f"{k}={v}" for k, v in key): margin
+            for key, margin in sorted(self._calibration.items())
+        }
+
+    def settings(self) -> dict[str, Any]:
+        """How verdicts were reached, for run.json."""
+        return {
+            "rule": self.rule.name,
+            "description": self.rule.description,
+            "labels": list(self.labels),
+            "calibration": self.calibration_table(),
+        }
+
     # --- verdicts --------------------------------------------------------------
+
+    def answer(self, cases: Sequence[Case]) -> list[Result]:
+        """The runner's entry point: ``judge``."""
+        return self.judge(cases)
 
     def judge(self, cases: Sequence[Case]) -> list[Result]:
         """One Result per case, in order."""
         started = time.monotonic()
         variables = [case_variables(case) for case in cases]
         offsets = [self.calibration(values) for values in variables]
-        raw = self.raw_scores(variables)
+        prompts = [self.prompt_ids(values) for values in variables]
+        raw = self.raw_scores(variables, prompts)
         each = (time.monotonic() - started) / max(len(cases), 1)
-        results = []
-        for case, options, offset in zip(cases, raw, offsets, strict=True):
-            tokens = len(self.prompt_ids(case_variables(case)))
-            results.append(self._result(case, options, offset, tokens, each))
-        return results
+        return [
+            self._result(case, options, offset, len(prompt), each)
+            for case, options, offset, prompt in zip(
+                cases, raw, offsets, prompts, strict=True
+            )
+        ]
 
     def _result(
         self,
