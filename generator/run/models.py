@@ -237,9 +237,10 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
 
     where, name = str(gguf.parent), gguf.name
     try:
-        tokenizer = AutoTokenizer.from_pretrained(where, gguf_file=name)
-        quantized = AutoModelForCausalLM.from_pretrained(where, gguf_file=name)
-        config = AutoConfig.from_pretrained(where, gguf_file=name)
+        local = {"gguf_file": name, "local_files_only": True}
+        tokenizer = AutoTokenizer.from_pretrained(where, **local)
+        quantized = AutoModelForCausalLM.from_pretrained(where, **local)
+        config = AutoConfig.from_pretrained(where, **local)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"cannot read GGUF file {gguf}: {exc}") from exc
 

@@ -11,6 +11,9 @@ Which cases a task takes: ``verdict`` every case of a domain that has a
 verdict template; ``repair`` only unsafe cases of a domain whose oracle can
 re-check a repair (k8s). ``limit`` keeps the first N such cases in suite
 order, so re-running with the same limit resumes the same selection.
+
+``Result.tokens`` counts the prompt for a verdict and the generated answer
+for a repair; ``Result.seconds`` is the batch's time shared among its cases.
 """
 
 from __future__ import annotations
