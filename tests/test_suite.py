@@ -145,3 +145,22 @@ def test_bad_arguments_raise_invalid_argument_naming_them(tmp_path, kwargs, show
     with pytest.raises(InvalidArgument) as info:
         generate_suite(**arguments)
     assert shown in str(info.value)
+
+
+def test_constants_of_other_imported_modules_do_not_change_the_suite(tmp_path):
+    # Hypothesis draws literals harvested from local modules it finds in
+    # sys.modules; a caller that imported more code must get the same suite.
+    noisy = tmp_path / "noisy_constants.py"
+    literals = [str(n) for n in range(3, 3000, 7)] + [f"'v{n}'" for n in range(400)]
+    noisy.write_text("VALUES = [" + ", ".join(literals) + "]\n")
+    script = (
+        "import sys; sys.path.insert(0, {where!r}); {pre}"
+        "from generator.suite import generate_suite; "
+        "generate_suite(count=60, seed=3, out_dir={out!r})"
+    )
+    for name, pre in (("plain", ""), ("noisy", "import noisy_constants; ")):
+        code = script.format(where=str(tmp_path), pre=pre, out=str(tmp_path / name))
+        subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+    for name in ("cases.jsonl", "manifest.json"):
+        plain = (tmp_path / "plain" / name).read_bytes()
+        assert plain == (tmp_path / "noisy" / name).read_bytes()

@@ -14,11 +14,14 @@ and it keeps a cache whose state depends on earlier calls.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
+from hypothesis.internal.conjecture import providers
 
 from generator.errors import InvalidArgument
 
@@ -55,5 +58,33 @@ def draw_examples(strategy: st.SearchStrategy[T], *, count: int, seed: int) -> l
     def collect(value: Any) -> None:
         found.append(value)
 
-    collect()
+    with _no_local_constants():
+        collect()
     return found
+
+
+@contextmanager
+def _no_local_constants() -> Iterator[None]:
+    """Keep Hypothesis from mixing constants of the calling program into draws.
+
+    Hypothesis sometimes draws a literal harvested from every local module
+    in ``sys.modules`` (providers._get_local_constants) and caches the pools
+    per choice type on first use, so the same seed gave different suites
+    depending on what had been imported first (under pytest, the test
+    modules). A hack on a private hook, kept because byte-identical suites
+    are a promise of ``spotcheck generate``; tests/test_suite.py checks it.
+    """
+    original, cache = providers._get_local_constants, providers.CONSTANTS_CACHE
+    empty = providers.Constants(
+        integers=providers.SortedSet(),
+        floats=providers.SortedSet(key=providers.float_to_int),
+        bytes=providers.SortedSet(),
+        strings=providers.SortedSet(),
+    )
+    providers._get_local_constants = lambda: empty
+    providers.CONSTANTS_CACHE = type(cache)(1024)
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+        providers.CONSTANTS_CACHE = cache
