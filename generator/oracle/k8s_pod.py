@@ -1,0 +1,142 @@
+"""Typed reads over a raw pod spec, for the Pod Security checks.
+
+PSA sees objects after the API server decoded them into Go types, so a field
+of the wrong JSON type never reaches a check: the API server rejects the
+whole object. ``PodReader`` reads the raw YAML the same way: a value of the
+expected type is returned, an unset or null one is None, and a wrong type is
+recorded once per path as an ``invalidField`` finding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from generator.config.k8s import Workload
+
+__all__ = ["INVALID", "Finding", "PodReader", "finding"]
+
+INVALID = "invalidField"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A failed check: the check id, its level, the field path, and why."""
+
+    rule: str
+    level: str
+    path: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "rule": self.rule,
+            "level": self.level,
+            "path": self.path,
+            "message": self.message,
+        }
+
+
+class PodReader:
+    """Typed reads over one workload's pod spec and pod metadata."""
+
+    def __init__(self, workload: Workload):
+        self.meta = workload.meta
+        self.spec = workload.spec
+        self.meta_path = workload.meta_path
+        self.spec_path = workload.spec_path
+        self.invalid: dict[str, Finding] = {}
+
+    def field(self, obj: Any, key: str, kind: type, path: str) -> Any:
+        """``obj[key]`` if it has JSON type ``kind``; None when unset or wrong."""
+        if not isinstance(obj, dict):
+            return None
+        value = obj.get(key)
+        if value is None:
+            return None
+        if kind is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        wrong = isinstance(value, bool) != (kind is bool) or not isinstance(value, kind)
+        if wrong:
+            expected = {bool: "a boolean", int: "an integer", str: "a string",
+                        dict: "a mapping", list: "a list"}[kind]  # fmt: skip
+            self.invalid.setdefault(
+                path,
+                Finding(
+                    INVALID,
+                    "baseline",
+                    path,
+                    f"must be {expected}, got {type(value).__name__} {value!r}; "
+                    "the API server rejects this object",
+                ),
+            )
+            return None
+        return value
+
+    def items(self, obj: Any, key: str, path: str) -> Iterator[tuple[str, dict]]:
+        """(path, entry) for each mapping in the list ``obj[key]``."""
+        for i, entry in enumerate(self.field(obj, key, list, path) or ()):
+            entry_path = f"{path}[{i}]"
+            if self.field({"x": entry}, "x", dict, entry_path) is not None:
+                yield entry_path, entry
+
+    def strings(self, obj: Any, key: str, path: str) -> list[tuple[str, str]]:
+        out = []
+        for i, entry in enumerate(self.field(obj, key, list, path) or ()):
+            value = self.field({"x": entry}, "x", str, f"{path}[{i}]")
+            if value is not None:
+                out.append((f"{path}[{i}]", value))
+        return out
+
+    def pod_context(self) -> tuple[str, dict]:
+        path = f"{self.spec_path}.securityContext"
+        return path, self.field(self.spec, "securityContext", dict, path) or {}
+
+    def require_containers(self) -> None:
+        """A pod needs at least one container; the API server rejects none."""
+        path = f"{self.spec_path}.containers"
+        if not self.field(self.spec, "containers", list, path):
+            self.invalid.setdefault(
+                path,
+                Finding(
+                    INVALID,
+                    "baseline",
+                    path,
+                    "a pod needs at least one container; the API server rejects "
+                    "this object",
+                ),
+            )
+
+    def containers(self) -> Iterator[tuple[str, dict]]:
+        for key in ("initContainers", "containers", "ephemeralContainers"):
+            yield from self.items(self.spec, key, f"{self.spec_path}.{key}")
+
+    def container_contexts(self) -> Iterator[tuple[str, dict | None]]:
+        """(securityContext path, context or None) for every container."""
+        for path, container in self.containers():
+            sc_path = f"{path}.securityContext"
+            yield sc_path, self.field(container, "securityContext", dict, sc_path)
+
+    def annotations(self) -> dict[str, str]:
+        """The annotations; a non-string value is invalid (map[string]string)."""
+        path = f"{self.meta_path}.annotations"
+        found = self.field(self.meta, "annotations", dict, path) or {}
+        return {
+            key: value
+            for key in found
+            if (value := self.field(found, key, str, f"{path}[{key}]")) is not None
+        }
+
+    def is_windows(self) -> bool:
+        os_path = f"{self.spec_path}.os"
+        os = self.field(self.spec, "os", dict, os_path)
+        return self.field(os, "name", str, f"{os_path}.name") == "windows"
+
+    def host_users_false(self) -> bool:
+        path = f"{self.spec_path}.hostUsers"
+        return self.field(self.spec, "hostUsers", bool, path) is False
+
+
+def finding(rule: str, level: str, path: str, message: str) -> Finding:
+    return Finding(rule, level, path, message)
