@@ -241,7 +241,8 @@ def _add_run(commands) -> None:
         "run",
         "Ask the model under test about every case of a suite.",
         """\
-        verdict: scores " SAFE" and " UNSAFE" by log-likelihood (no sampling).
+        verdict: scores the answers SAFE and UNSAFE by log-likelihood, calibrated
+        against content-free configs so neither label wins by its length.
         repair: asks for a fixed manifest and re-checks it with the oracle.
         Results are appended to RUN_DIR/results.jsonl as they finish; running
         again into the same RUN_DIR skips finished cases.

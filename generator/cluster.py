@@ -43,6 +43,7 @@ __all__ = [
     "Cluster",
     "case_features",
     "find_clusters",
+    "find_slices",
     "format_conditions",
 ]
 
@@ -183,6 +184,16 @@ class _Rows:
 
 
 def find_clusters(
+    pairs: Iterable[tuple[Case, Result]], **options: object
+) -> list[Cluster]:
+    """The failure clusters of one run, most harmful kind first.
+
+    See ``find_slices`` for the options; this drops its leads.
+    """
+    return find_slices(pairs, **options)[0]  # type: ignore[arg-type]
+
+
+def find_slices(
     pairs: Iterable[tuple[Case, Result]],
     *,
     min_support: int = 10,
@@ -191,12 +202,17 @@ def find_clusters(
     max_conditions: int = 2,
     alpha: float = 0.05,
     max_clusters: int = 10,
-) -> list[Cluster]:
-    """The failure clusters of one run, most harmful kind first.
+    max_leads: int = 5,
+) -> tuple[list[Cluster], list[Cluster]]:
+    """The failure clusters of one run, and the leads that did not make it.
 
     ``pairs`` is each case with its result, as ``Run.pairs()`` streams them.
     ``alpha`` is the false discovery rate over every slice tried for every
     kind. Within a kind, clusters come strongest evidence first.
+
+    Leads are distinct slices whose own p-value is under ``alpha`` but which
+    do not survive the correction: on a small run, where to look next with
+    more cases, never a finding. Their ``q_value`` says how far off they are.
     """
     if max_conditions not in (1, 2, 3):
         raise InvalidArgument(f"max_conditions={max_conditions!r}: use 1, 2 or 3")
@@ -265,7 +281,19 @@ def find_clusters(
         if q <= alpha:
             item.q_value = q
             clusters.append(_cluster(rows, kind, searches[kind], item))
-    return clusters
+    return clusters, _leads(rows, searches, clusters, alpha, max_leads)
+
+
+def _leads(rows, searches, clusters, alpha, limit) -> list[Cluster]:
+    found = {(c.kind, c.conditions) for c in clusters}
+    leads = []
+    for kind, search in searches.items():
+        for item in search.select(alpha, corrected=False):
+            lead = _cluster(rows, kind, search, item)
+            if (kind, lead.conditions) not in found:
+                leads.append(lead)
+    leads.sort(key=lambda c: (c.p_value, c.kind, c.name))
+    return leads[:limit]
 
 
 def _cluster(rows: _Rows, kind: str, search: SliceSearch, item: Slice) -> Cluster:

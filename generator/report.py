@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from generator.cluster import find_clusters
+from generator.cluster import find_slices
 from generator.errors import InvalidArgument
 from generator.records import Case, Result
 from generator.rundata import load_run
@@ -111,7 +111,7 @@ def _cluster_settings(options: dict[str, Any]) -> dict[str, Any]:
     """find_clusters' defaults overlaid with ``options``, to print with the report."""
     defaults = {
         name: p.default
-        for name, p in inspect.signature(find_clusters).parameters.items()
+        for name, p in inspect.signature(find_slices).parameters.items()
         if p.kind is p.KEYWORD_ONLY
     }
     unknown = sorted(set(options) - set(defaults))
@@ -126,7 +126,7 @@ def _run_report(run_dir: Path, cluster_options: dict[str, Any]) -> dict[str, Any
     run = load_run(run_dir)
     tally = _Tally()
     settings = _cluster_settings(cluster_options)
-    clusters = find_clusters(tally.watch(run.pairs()), **settings)
+    clusters, leads = find_slices(tally.watch(run.pairs()), **settings)
     total = sum(tally.truth.values())
     unsafe, safe = tally.truth["unsafe"], tally.truth["safe"]
     logger.info("report %s: %d results, %d clusters", run_dir, total, len(clusters))
@@ -152,6 +152,7 @@ def _run_report(run_dir: Path, cluster_options: dict[str, Any]) -> dict[str, Any
         "per_family": _breakdown(tally.families, "family", run.task),
         "cluster_settings": settings,
         "clusters": [c.to_dict() for c in clusters],
+        "leads": [c.to_dict() for c in leads],
     }
 
 
@@ -321,6 +322,15 @@ def _format_run(run: dict[str, Any]) -> str:
 
     out += ["", "## Failure clusters", ""]
     out += _format_clusters(run["clusters"], run["cluster_settings"]["alpha"])
+    if run["leads"]:
+        out += ["", "### Leads: not significant at this size", ""]
+        out += [
+            "Slices that fail more often than the rest but do not survive the "
+            "correction for testing every slice; run more cases to confirm or "
+            "dismiss them.",
+            "",
+        ]
+        out += _slice_table(run["leads"], with_q=True)
     return "\n".join(out)
 
 
@@ -334,15 +344,21 @@ def _format_clusters(clusters: list[dict[str, Any]], alpha: float) -> list[str]:
             "No slice of the cases fails significantly more often than the run "
             f"as a whole (false discovery rate {alpha:g})."
         ]
+    return _slice_table(clusters, with_q=False)
+
+
+def _slice_table(clusters: list[dict[str, Any]], *, with_q: bool) -> list[str]:
     rows = [
         [
             i, c["kind"], _slice_cell(c), c["support"],
             f"{_pct(c['failure_rate'])} ({c['failures']})", f"{c['lift']:.1f}×",
-            _span(c["interval"]), f"`{c['example_case_id']}`",
+            _span(c["interval"]), *([f"{c['q_value']:.2g}"] if with_q else []),
+            f"`{c['example_case_id']}`",
         ]
         for i, c in enumerate(clusters, start=1)
     ]  # fmt: skip
     header = ["#", "kind", "slice", "cases", "fail rate", "lift", "95% interval"]
+    header += ["q"] if with_q else []
     return _table([*header, "smallest failing case"], rows)
 
 

@@ -167,18 +167,20 @@ class SliceSearch:
 
     # --- prune --------------------------------------------------------------
 
-    def select(self, cutoff: float) -> list[Slice]:
+    def select(self, cutoff: float, *, corrected: bool = True) -> list[Slice]:
         """The distinct clusters, strongest first, once q-values are set.
 
         ``cutoff`` is the largest p-value the correction let through; every
         comparison that must be "clear" is held to it too. Each slice kept
         gets its ``evidence``: the largest p-value among all the claims that
         make it a cluster of its own, for the final correction in ``cluster``.
+        With ``corrected=False`` a slice needs only its own p-value under
+        ``cutoff``: leads to look at, not findings.
         """
         alpha = self.settings.alpha
         sharp = []
         for item in self.candidates:
-            if item.q_value <= alpha:
+            if (item.q_value <= alpha) if corrected else (item.p_value <= cutoff):
                 item.evidence = max(item.p_value, self._against_parts(item))
                 if item.evidence <= cutoff:
                     sharp.append(item)

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from fakeruns import answer, make_case
 
-from generator.cluster import Cluster, find_clusters
+from generator.cluster import Cluster, find_clusters, find_slices
 from generator.errors import InvalidArgument
 from generator.records import Case, Origin, Result
 
@@ -221,3 +221,30 @@ def test_a_strong_cluster_does_not_let_chance_slices_through(seed: int) -> None:
     clusters = find_clusters(pairs)
 
     assert [(c.kind, c.name) for c in clusters] == [("missed_unsafe", "t0=a")]
+
+
+def weak_run(seed: int) -> list[Pair]:
+    """A real but small problem: 14 hostPath pods missed 6 times, 10% elsewhere."""
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(120):
+        weak = i < 14
+        tags = {"has_hostpath": weak, "kind": rng.choice(["Pod", "Job"])}
+        tags |= {f"t{j}": rng.choice("abc") for j in range(12)}
+        case = make_case(i, tags=tags, rules=["runAsNonRoot"])
+        miss = (i % 7 in (0, 2, 4)) if weak else rng.random() < 0.1
+        pairs.append((case, answer(case, "safe" if miss else "unsafe")))
+    return pairs
+
+
+def test_a_slice_short_of_significance_is_a_lead_not_a_cluster() -> None:
+    clusters, leads = find_slices(weak_run(1))
+    assert clusters == []
+    assert leads[0].conditions == (("has_hostpath", True),)
+    assert leads[0].p_value <= 0.05 < leads[0].q_value
+
+
+def test_leads_never_repeat_a_cluster() -> None:
+    clusters, leads = find_slices(planted_run(0))
+    assert clusters
+    assert not {c.conditions for c in clusters} & {c.conditions for c in leads}

@@ -178,10 +178,19 @@ def load_model(spec: str | ModelSource, *, device: str | None = None) -> LoadedM
     ``device`` defaults to CUDA in bf16 when a GPU is present, else CPU fp32.
     """
     source = resolve_model(spec) if isinstance(spec, str) else spec
+    _quiet_transformers()
     directory = source.path
     if source.kind != "checkpoint":
         directory = _cached_checkpoint(source)
     return _load_checkpoint(source, directory, device)
+
+
+def _quiet_transformers() -> None:
+    # transformers draws its own bars for loading and converting weights;
+    # beside the run's progress bar they are noise. Its warnings stay on.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def _cached_checkpoint(source: ModelSource) -> Path:
