@@ -20,6 +20,9 @@ OPERATOR_COUNT = "operator_count"
 SEED_FILE = "seed_file"  # seed manifest stem for mutations; "" for grammar
 YAML_STYLE = "yaml_style"  # Style.label(): block, flow, json, quoted-keys, ...
 DOCUMENTS = "documents"
+# short (< 30 lines) | medium (< 60) | long: small models lean towards one
+# answer on short configs and another on long ones, so size is a slice.
+SIZE = "size"
 
 # --- Kubernetes: shape ----------------------------------------------------------
 KIND = "kind"
@@ -69,7 +72,7 @@ INVALID = "invalid"  # a value of the wrong JSON type ("false" as a string)
 
 K8S_KEYS = (
     FAMILY, METHOD, OPERATORS, OPERATOR_COUNT, SEED_FILE, YAML_STYLE, DOCUMENTS,
-    KIND, OS, CONTAINERS, INIT_CONTAINERS, EPHEMERAL_CONTAINERS, HAS_INIT,
+    SIZE, KIND, OS, CONTAINERS, INIT_CONTAINERS, EPHEMERAL_CONTAINERS, HAS_INIT,
     HAS_SIDECAR, HAS_EPHEMERAL, HAS_HOSTPATH, HOSTPATH_TARGET, HOSTPATH_READ_ONLY,
     VOLUME_SOURCES, APE, PRIVILEGED, RUN_AS_NON_ROOT_LEVEL, RUN_AS_NON_ROOT,
     RUN_AS_USER, SECCOMP_LEVEL, SECCOMP_TYPE, CAPABILITY_SPELLING,

@@ -11,7 +11,7 @@ from typing import Any
 
 from generator import tags as T
 from generator.config.k8s import TEMPLATE_PATHS
-from generator.config.k8s_yaml import Style
+from generator.config.k8s_yaml import Style, render
 from generator.records import TagValue
 
 __all__ = ["k8s_tags"]
@@ -101,6 +101,7 @@ def k8s_tags(
         T.SEED_FILE: seed_file,
         T.YAML_STYLE: style.label(),
         T.DOCUMENTS: len(documents),
+        T.SIZE: _size(render(documents, style)),
         T.KIND: kind,
         T.OS: str(_dict(spec.get("os")).get("name") or T.UNSET),
     }
@@ -114,6 +115,11 @@ def k8s_tags(
     tags.update(_context_tags(meta, spec, everything))
     tags.update(_host_tags(spec, everything))
     return tags
+
+
+def _size(text: str) -> str:
+    lines = text.count("\n")
+    return "short" if lines < 30 else "medium" if lines < 60 else "long"
 
 
 def _shape_tags(lists: dict[str, list[dict]]) -> dict[str, TagValue]:
