@@ -10,8 +10,10 @@ from __future__ import annotations
 from generator.oracle.k8s_pod import Finding, PodReader, finding
 from generator.oracle.k8s_policy import (
     BASELINE_CAPABILITIES,
+    SECCOMP_FIELDS_SINCE,
     SELINUX_TYPES,
     SYSCTLS,
+    USER_NAMESPACE_RELAXATION_SINCE,
     Version,
     in_force,
 )
@@ -195,7 +197,11 @@ def proc_mount(pod: PodReader, version: Version, *, rule: str, level: str,
                 user_ns_relaxes: bool) -> list[Finding]:  # fmt: skip
     # From v1.35 an unmasked /proc is harmless to the node inside a user
     # namespace, so baseline allows it when hostUsers is explicitly false.
-    if user_ns_relaxes and version >= (1, 35) and pod.host_users_false():
+    if (
+        user_ns_relaxes
+        and version >= USER_NAMESPACE_RELAXATION_SINCE
+        and pod.host_users_false()
+    ):
         return []
     out = []
     for sc_path, sc in pod.container_contexts():
@@ -220,7 +226,7 @@ SECCOMP_TYPES = ("RuntimeDefault", "Localhost")
 def seccomp_baseline(pod: PodReader, version: Version) -> list[Finding]:
     # Up to v1.18 the policy reads only the alpha annotations; from v1.19
     # only the seccompProfile fields. Each era ignores the other mechanism.
-    if version < (1, 19):
+    if version < SECCOMP_FIELDS_SINCE:
         return _seccomp_annotations(pod)
     out = []
     for sc_path, sc in [pod.pod_context(), *pod.container_contexts()]:

@@ -18,10 +18,13 @@ __all__ = [
     "BASELINE_CAPABILITIES",
     "LATEST",
     "LEVELS",
+    "SECCOMP_FIELDS_SINCE",
     "SELINUX_TYPES",
     "SYSCTLS",
+    "USER_NAMESPACE_RELAXATION_SINCE",
     "Version",
     "VOLUME_SOURCES",
+    "WINDOWS_EXEMPTION_SINCE",
     "in_force",
     "parse_version",
 ]
@@ -64,6 +67,17 @@ def parse_version(text: str) -> Version:
 def format_version(version: Version) -> str:
     return f"v{version[0]}.{version[1]}"
 
+
+# Version boundaries that change how a check reads a pod.
+# seccompProfile_baseline reads the alpha annotations before this version
+# and the seccompProfile fields from it on.
+SECCOMP_FIELDS_SINCE: Version = (1, 19)
+# allowPrivilegeEscalation, capabilities_restricted and
+# seccompProfile_restricted skip pods with spec.os.name windows.
+WINDOWS_EXEMPTION_SINCE: Version = (1, 25)
+# hostUsers: false skips runAsNonRoot and runAsUser and lets baseline
+# procMount allow Unmasked.
+USER_NAMESPACE_RELAXATION_SINCE: Version = (1, 35)
 
 # capabilities_baseline: the only names a container may add. Matching is
 # exact: "chown" and "CAP_CHOWN" are not "CHOWN".

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from generator.oracle.k8s_baseline import SECCOMP_TYPES, proc_mount
 from generator.oracle.k8s_pod import Finding, PodReader, finding
-from generator.oracle.k8s_policy import ALLOWED_VOLUME_SOURCES, VOLUME_SOURCES, Version
+from generator.oracle.k8s_policy import (
+    ALLOWED_VOLUME_SOURCES,
+    USER_NAMESPACE_RELAXATION_SINCE,
+    VOLUME_SOURCES,
+    WINDOWS_EXEMPTION_SINCE,
+    Version,
+)
 
 
 def _windows_exempt(pod: PodReader, version: Version) -> bool:
     # From v1.25, Linux-only controls skip pods that declare spec.os.name
     # windows; nothing else (nodeSelector, runtimeClass) counts as the OS.
-    return version >= (1, 25) and pod.is_windows()
+    return version >= WINDOWS_EXEMPTION_SINCE and pod.is_windows()
 
 
 def allow_privilege_escalation(pod: PodReader, version: Version) -> list[Finding]:
@@ -72,7 +78,7 @@ def capabilities_restricted(pod: PodReader, version: Version) -> list[Finding]:
 
 
 def run_as_non_root(pod: PodReader, version: Version) -> list[Finding]:
-    if version >= (1, 35) and pod.host_users_false():
+    if version >= USER_NAMESPACE_RELAXATION_SINCE and pod.host_users_false():
         return []
     sc_path, sc = pod.pod_context()
     pod_value = pod.field(sc, "runAsNonRoot", bool, f"{sc_path}.runAsNonRoot")
@@ -106,7 +112,7 @@ def run_as_non_root(pod: PodReader, version: Version) -> list[Finding]:
 
 
 def run_as_user(pod: PodReader, version: Version) -> list[Finding]:
-    if version >= (1, 35) and pod.host_users_false():
+    if version >= USER_NAMESPACE_RELAXATION_SINCE and pod.host_users_false():
         return []
     out = []
     for sc_path, sc in [pod.pod_context(), *pod.container_contexts()]:
