@@ -51,7 +51,7 @@ class FileOutcome:
 
     file: str
     reports: tuple[DocumentReport, ...] = ()
-    skipped: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()  # the kind of each document without a pod spec
     error: ConfigError | None = None
 
 
@@ -101,7 +101,7 @@ def _check_file(name: str, version: Version) -> FileOutcome:
     for index, document in enumerate(documents):
         found = workloads(document, source=source, index=index)
         if not found and isinstance(document, dict):
-            skipped.append(f"document {index} ({document.get('kind')})")
+            skipped.append(str(document.get("kind")))
         for workload in found:
             reports.append(DocumentReport(source, index, evaluate(workload, version)))
     return FileOutcome(source, tuple(reports), tuple(skipped))

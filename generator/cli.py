@@ -154,9 +154,10 @@ def _run_check(args: argparse.Namespace) -> int:
                 print(json.dumps(report.to_dict(), separators=(",", ":")))
             else:
                 _print_check(report, args.level, format_version(version))
-        if not args.json:
-            for skipped in outcome.skipped:
-                print(f"{outcome.file}: {skipped}: no pod spec, skipped")
+        if outcome.skipped and not args.json:
+            kinds = ", ".join(sorted(set(outcome.skipped)))
+            count = len(outcome.skipped)
+            print(f"{outcome.file}: {count} document(s) without a pod spec ({kinds})")
     if not args.json:
         print(f"{judged} workload(s) judged, {failed} fail {args.level}", end="")
         print(f", {bad} file(s) unreadable" if bad else "")
