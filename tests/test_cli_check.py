@@ -104,3 +104,13 @@ def test_stdin_and_console_script():
     )
     assert done.returncode == 1
     assert json.loads(done.stdout)["file"] == "<stdin>"
+
+
+def test_documents_without_pod_spec_are_summarised_in_one_line(capsys, tmp_path):
+    chart = tmp_path / "chart.yaml"
+    service = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n"
+    chart.write_text("---\n".join([service] * 3 + [PASS.read_text()]))
+    status, out, _ = run(capsys, str(chart))
+    assert status == 0
+    assert f"{chart}: 3 document(s) without a pod spec (Service)" in out
+    assert "[3] Pod/base" in out
