@@ -61,16 +61,8 @@ class PodReader:
         if wrong:
             expected = {bool: "a boolean", int: "an integer", str: "a string",
                         dict: "a mapping", list: "a list"}[kind]  # fmt: skip
-            self.invalid.setdefault(
-                path,
-                Finding(
-                    INVALID,
-                    "baseline",
-                    path,
-                    f"must be {expected}, got {type(value).__name__} {value!r}; "
-                    "the API server rejects this object",
-                ),
-            )
+            got = f"{type(value).__name__} {value!r}"
+            self._invalid(path, f"must be {expected}, got {got}")
             return None
         return value
 
@@ -97,16 +89,12 @@ class PodReader:
         """A pod needs at least one container; the API server rejects none."""
         path = f"{self.spec_path}.containers"
         if not self.field(self.spec, "containers", list, path):
-            self.invalid.setdefault(
-                path,
-                Finding(
-                    INVALID,
-                    "baseline",
-                    path,
-                    "a pod needs at least one container; the API server rejects "
-                    "this object",
-                ),
-            )
+            self._invalid(path, "a pod needs at least one container")
+
+    def _invalid(self, path: str, problem: str) -> None:
+        # Once per path: a field read by several checks is one problem.
+        message = f"{problem}; the API server rejects this object"
+        self.invalid.setdefault(path, Finding(INVALID, "baseline", path, message))
 
     def containers(self) -> Iterator[tuple[str, dict]]:
         for key in ("initContainers", "containers", "ephemeralContainers"):
