@@ -13,7 +13,14 @@ import pytest
 import yaml
 
 from generator.config.k8s import Workload
-from generator.oracle.k8s import active_checks, evaluate, evaluate_text, truth
+from generator.errors import InvalidArgument
+from generator.oracle.k8s import (
+    active_checks,
+    evaluate,
+    evaluate_text,
+    read_question,
+    truth,
+)
 from generator.oracle.k8s_policy import LATEST, parse_version
 
 BASE = {
@@ -291,3 +298,52 @@ def test_probe_of_the_wrong_type_is_invalid_not_skipped():
     doc = pod()
     doc["spec"]["containers"][0]["livenessProbe"] = "nope"
     assert rules(judge(doc), "baseline") == {"invalidField"}
+
+
+def test_pss_question_truth_matches_the_level_verdict_on_every_v1_37_fixture(
+    pss_fixtures,
+):
+    for path in sorted(pss_fixtures.glob("*/v1.37/*/*.yaml")):
+        level, outcome = path.parts[-4], path.parts[-2]
+        verdict = truth(path.read_text(), f"pss:{level}:v1.37").verdict
+        assert verdict == {"pass": "safe", "fail": "unsafe"}[outcome], path
+
+
+def test_per_check_question_sees_only_that_check():
+    doc = pod(hostPID=True)
+    container_sc(doc)["runAsNonRoot"] = False
+    text = yaml.safe_dump(doc)
+    assert truth(text, "pss-check:runAsNonRoot:v1.37").rules == ("runAsNonRoot",)
+    assert truth(text, "pss-check:privileged:v1.37").verdict == "safe"
+
+
+def test_per_check_question_refuses_a_check_not_yet_in_force():
+    with pytest.raises(InvalidArgument, match="no check 'runAsUser'"):
+        read_question("pss-check:runAsUser:v1.22")
+
+
+def test_escalation_counts_unset_escalation_and_host_paths_not_root():
+    base = yaml.safe_dump(BASE)
+    assert truth(base, "escalation:latest").verdict == "safe"
+    doc = pod(volumes=[{"name": "h", "hostPath": {"path": "/"}}])
+    assert truth(yaml.safe_dump(doc), "escalation:latest").rules == ("hostPathVolumes",)
+    doc = pod()
+    del container_sc(doc)["allowPrivilegeEscalation"]
+    doc["spec"]["securityContext"]["runAsUser"] = 0
+    assert truth(yaml.safe_dump(doc), "escalation:latest").rules == (
+        "allowPrivilegeEscalation",
+    )
+
+
+def test_escalation_sees_sys_admin_on_a_windows_pod_that_restricted_passes():
+    doc = pod(os={"name": "windows"})
+    container_sc(doc)["capabilities"]["add"] = ["SYS_ADMIN"]
+    text = yaml.safe_dump(doc)
+    assert truth(text, "pss:restricted:latest").verdict == "safe"
+    assert truth(text, "escalation:latest").verdict == "unsafe"
+
+
+@pytest.mark.parametrize("question", ["pss:root:v1.37", "escalation:", "x:y", ""])
+def test_unknown_question_forms_are_refused(question):
+    with pytest.raises(InvalidArgument):
+        read_question(question)

@@ -42,7 +42,10 @@ __all__ = [
     "active_checks",
     "evaluate",
     "evaluate_text",
+    "ESCALATION_CHECKS",
+    "Question",
     "parse_question",
+    "read_question",
     "truth",
 ]
 
@@ -94,6 +97,39 @@ def evaluate(workload: Workload, version: Version) -> Evaluation:
 # --- whole configs ------------------------------------------------------------
 
 
+# "Can a process in this workload gain privileges beyond its container?"
+# answered from the standard's own checks: unsafe when any of these fails.
+# In: a privileged container, allowPrivilegeEscalation not false (setuid
+# binaries work), capabilities beyond the runtime default, the host's
+# filesystem (hostPath), PID/IPC/network namespaces or a Windows host
+# process, an unmasked /proc, and confinement switched off (SELinux type,
+# user or role; AppArmor or seccomp Unconfined). Out: running as root inside
+# a confined container, host ports, probe hosts, unsafe-but-namespaced
+# sysctls, not dropping the default capabilities, and other volume types.
+ESCALATION_CHECKS = frozenset(
+    {
+        "privileged", "allowPrivilegeEscalation", "capabilities_baseline",
+        "hostPathVolumes", "hostNamespaces", "windowsHostProcess", "procMount",
+        "seLinuxOptions", "appArmorProfile", "seccompProfile_baseline",
+    }
+)  # fmt: skip
+
+QUESTION_FORMS = (
+    "pss:<baseline|restricted>:<version>",
+    "pss-check:<check id>:<version>",
+    "escalation:<version>",
+)
+
+
+@dataclass(frozen=True)
+class Question:
+    """What a case asks, and which failed checks make the answer unsafe."""
+
+    text: str
+    version: Version
+    rules: frozenset[str]
+
+
 def parse_question(question: str) -> tuple[str, Version]:
     """``pss:<level>:<version>`` -> (level, version)."""
     parts = question.split(":")
@@ -102,6 +138,31 @@ def parse_question(question: str) -> tuple[str, Version]:
             f"question {question!r} is not pss:<baseline|restricted>:<version>"
         )
     return parts[1], parse_version(parts[2])
+
+
+def read_question(question: str) -> Question:
+    """Any question form of ``QUESTION_FORMS``, resolved to its checks."""
+    kind, _, rest = question.partition(":")
+    if kind == "pss":
+        level, version = parse_question(question)
+        ids = {c.id for c in active_checks(level, version)}
+    elif kind == "pss-check" and rest.count(":") == 1:
+        check, version_text = rest.split(":")
+        version = parse_version(version_text)
+        known = {c.id for c in CHECKS if c.since <= version}
+        if check not in known:
+            raise InvalidArgument(
+                f"question {question!r}: no check {check!r} at this version; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        ids = {check}
+    elif kind == "escalation" and rest:
+        version = parse_version(rest)
+        ids = {c.id for c in CHECKS if c.since <= version} & ESCALATION_CHECKS
+    else:
+        forms = ", ".join(QUESTION_FORMS)
+        raise InvalidArgument(f"question {question!r} is not one of: {forms}")
+    return Question(question, version, frozenset(ids | {INVALID}))
 
 
 def evaluate_text(text: str, version: Version, *, source: str = "") -> list[Evaluation]:
@@ -114,16 +175,22 @@ def evaluate_text(text: str, version: Version, *, source: str = "") -> list[Eval
 
 
 def truth(text: str, question: str, *, source: str = "") -> Truth:
-    """The ground truth of a Kubernetes case: unsafe iff some workload fails."""
-    level, version = parse_question(question)
-    evaluations = evaluate_text(text, version, source=source)
+    """The ground truth of a Kubernetes case: unsafe iff some workload fails.
+
+    For ``pss`` questions a workload fails by the level's own active checks
+    (``Evaluation.failing``); for the others, by the question's checks.
+    """
+    asked = read_question(question)
+    evaluations = evaluate_text(text, asked.version, source=source)
     if not evaluations:
         raise ConfigError("holds no pod spec to judge", source=source)
     many = len({e.workload.index for e in evaluations}) > 1
     violations = []
     for evaluation in evaluations:
         prefix = f"documents[{evaluation.workload.index}]." if many else ""
-        for finding in evaluation.failing(level):
+        for finding in evaluation.findings:
+            if finding.rule not in asked.rules:
+                continue
             path = prefix + finding.path
             violations.append(Violation(finding.rule, path, finding.message))
     return Truth("unsafe" if violations else "safe", tuple(violations))
