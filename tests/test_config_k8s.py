@@ -33,7 +33,7 @@ def test_recursive_alias_is_refused():
 
 def test_deep_nesting_is_refused():
     with pytest.raises(ConfigError, match="nesting"):
-        load_documents("[" * 400 + "]" * 400)
+        load_documents("[" * 1500 + "]" * 1500)
 
 
 def test_small_anchor_and_merge_key_use_is_fine():
@@ -108,3 +108,9 @@ def test_holder_without_template_has_nothing_to_judge():
 def test_spec_of_the_wrong_type_is_an_error():
     with pytest.raises(ConfigError, match="spec must be a mapping"):
         workloads({"apiVersion": "v1", "kind": "Pod", "spec": [1]})
+
+
+def test_nesting_through_aliases_is_refused_at_the_same_depth():
+    text = "a: &a " + "[" * 600 + "]" * 600 + "\nb: " + "[" * 500 + "*a" + "]" * 500
+    with pytest.raises(ConfigError, match="nesting deeper than 1000"):
+        load_documents(text)

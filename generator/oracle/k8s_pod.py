@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from generator.config.k8s import Workload
@@ -96,15 +97,32 @@ class PodReader:
         message = f"{problem}; the API server rejects this object"
         self.invalid.setdefault(path, Finding(INVALID, "baseline", path, message))
 
+    @cached_property
+    def _containers(self) -> tuple[tuple[str, dict], ...]:
+        # Every per-container check walks the same three lists; read once.
+        return tuple(
+            entry
+            for key in ("initContainers", "containers", "ephemeralContainers")
+            for entry in self.items(self.spec, key, f"{self.spec_path}.{key}")
+        )
+
+    @cached_property
+    def _contexts(self) -> tuple[tuple[str, dict | None], ...]:
+        out = []
+        for path, container in self._containers:
+            sc_path = f"{path}.securityContext"
+            out.append(
+                (sc_path, self.field(container, "securityContext", dict, sc_path))
+            )
+        return tuple(out)
+
     def containers(self) -> Iterator[tuple[str, dict]]:
-        for key in ("initContainers", "containers", "ephemeralContainers"):
-            yield from self.items(self.spec, key, f"{self.spec_path}.{key}")
+        """(path, container) for init, regular and ephemeral containers."""
+        return iter(self._containers)
 
     def container_contexts(self) -> Iterator[tuple[str, dict | None]]:
         """(securityContext path, context or None) for every container."""
-        for path, container in self.containers():
-            sc_path = f"{path}.securityContext"
-            yield sc_path, self.field(container, "securityContext", dict, sc_path)
+        return iter(self._contexts)
 
     def annotations(self) -> dict[str, str]:
         """The annotations; a non-string value is invalid (map[string]string)."""
