@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -133,6 +134,13 @@ def _add_check(commands) -> None:
         default="restricted",
         help="the level that sets the exit status (default: restricted)",
     )
+    sub.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="worker processes for many files (default: one per CPU)",
+    )
     sub.set_defaults(handler=_run_check)
 
 
@@ -142,14 +150,14 @@ def _run_check(args: argparse.Namespace) -> int:
 
     version = parse_version(args.pss_version)
     failed = bad = judged = 0
-    for outcome in check_files(args.files, version):
+    for outcome in check_files(args.files, version, jobs=args.jobs):
         if outcome.error is not None:
             print(f"spotcheck: error: {outcome.error}", file=sys.stderr)
             bad += 1
             continue
         for report in outcome.reports:
             judged += 1
-            failed += report.evaluation.verdicts[args.level] == "fail"
+            failed += report.verdicts[args.level] == "fail"
             if args.json:
                 print(json.dumps(report.to_dict(), separators=(",", ":")))
             else:
@@ -167,14 +175,12 @@ def _run_check(args: argparse.Namespace) -> int:
 
 
 def _print_check(report, level: str, version: str) -> None:
-    evaluation = report.evaluation
-    workload = evaluation.workload
     verdicts = "  ".join(
-        f"{lvl} {verdict.upper()}" for lvl, verdict in evaluation.verdicts.items()
+        f"{lvl} {verdict.upper()}" for lvl, verdict in report.verdicts.items()
     )
-    print(f"{report.file}[{report.index}] {workload.kind}/{workload.name or '-'}")
+    print(f"{report.file}[{report.index}] {report.kind}/{report.name or '-'}")
     print(f"  {verdicts}  (policy {version})")
-    for finding in evaluation.findings:
+    for finding in report.findings:
         print(f"  - {finding.level}/{finding.rule} at {finding.path}")
         print(f"    {finding.message}")
 

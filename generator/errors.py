@@ -47,6 +47,14 @@ class ConfigError(SpotcheckError):
             where = f"{where}: document {index}"
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self):
+        # Pickled across worker processes (check --jobs) with its parts.
+        return (_rebuild, (type(self), self.reason, self.source, self.index))
+
+
+def _rebuild(cls, reason: str, source: str, index: int | None) -> ConfigError:
+    return cls(reason, source=source, index=index)
+
 
 class UnsupportedKind(ConfigError):
     """The document parses but its ``kind`` is not one spotcheck judges."""

@@ -114,3 +114,13 @@ def test_documents_without_pod_spec_are_summarised_in_one_line(capsys, tmp_path)
     assert status == 0
     assert f"{chart}: 3 document(s) without a pod spec (Service)" in out
     assert "[3] Pod/base" in out
+
+
+def test_worker_processes_give_the_same_lines_in_the_same_order(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1\n")
+    files = sorted(str(p) for p in V137.glob("*/*.yaml"))[:70] + [str(bad)]
+    one = run(capsys, "--json", "--jobs", "1", *files)
+    two = run(capsys, "--json", "--jobs", "2", *files)
+    assert one == two
+    assert one[0] == 2 and len(one[1].splitlines()) == 70
