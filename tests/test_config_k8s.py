@@ -23,7 +23,7 @@ def test_alias_bomb_is_refused_with_document_index():
         load_documents("a: 1\n---\n" + BOMB, source="bomb.yaml")
     assert info.value.index == 1
     assert "bomb.yaml: document 1" in str(info.value)
-    assert "expands to more than" in str(info.value)
+    assert "expands to over" in str(info.value)
 
 
 def test_recursive_alias_is_refused():
@@ -114,3 +114,22 @@ def test_nesting_through_aliases_is_refused_at_the_same_depth():
     text = "a: &a " + "[" * 600 + "]" * 600 + "\nb: " + "[" * 500 + "*a" + "]" * 500
     with pytest.raises(ConfigError, match="nesting deeper than 1000"):
         load_documents(text)
+
+
+def test_alias_fan_out_under_the_node_limit_is_still_refused():
+    text = "c: &c {name: a, image: b}\nlist: [" + ", ".join(["*c"] * 30000) + "]\n"
+    with pytest.raises(ConfigError, match="refused: repeats its"):
+        load_documents(text, source="fan.yaml")
+
+
+def test_a_file_of_many_moderate_alias_documents_has_one_budget():
+    doc = (
+        "c: &c [" + ", ".join(["x"] * 40) + "]\nl: [" + ", ".join(["*c"] * 2000) + "]\n"
+    )
+    with pytest.raises(ConfigError, match="file expands to over"):
+        load_documents("---\n".join([doc] * 20))
+
+
+def test_list_items_of_the_wrong_type_are_an_error():
+    with pytest.raises(ConfigError, match="items must be a list"):
+        workloads({"apiVersion": "v1", "kind": "List", "items": {}})

@@ -347,3 +347,24 @@ def test_escalation_sees_sys_admin_on_a_windows_pod_that_restricted_passes():
 def test_unknown_question_forms_are_refused(question):
     with pytest.raises(InvalidArgument):
         read_question(question)
+
+
+def test_wrong_type_is_invalid_even_before_the_check_reading_it_exists():
+    text = yaml.safe_dump(BASE).replace(
+        "allowPrivilegeEscalation: false", "allowPrivilegeEscalation: 'false'"
+    )
+    (evaluation,) = evaluate_text(text, (1, 0))
+    assert evaluation.verdicts == {"baseline": "fail", "restricted": "fail"}
+    assert [f.rule for f in evaluation.findings] == ["invalidField"]
+
+
+def test_null_container_entry_is_invalid_not_absent():
+    doc = pod()
+    doc["spec"]["initContainers"] = [None]
+    assert rules(judge(doc), "baseline") == {"invalidField"}
+
+
+def test_null_capability_reads_as_the_empty_name_as_in_go():
+    doc = pod()
+    container_sc(doc)["capabilities"]["add"] = [None]
+    assert rules(judge(doc), "baseline") == {"capabilities_baseline"}

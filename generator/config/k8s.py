@@ -37,6 +37,11 @@ MAX_BYTES = 16 * 1024 * 1024
 # A document that expands to more nodes than this is an alias bomb, not a
 # manifest: the largest real pod specs are a few thousand nodes.
 MAX_NODES = 1_000_000
+# Aliases may repeat what a document holds, up to this many times its own
+# node count (or ALIAS_FLOOR nodes): anchors and merge keys in real
+# manifests share a few blocks; thirty thousand copies of one are an attack.
+ALIAS_FACTOR = 10
+ALIAS_FLOOR = 100_000
 MAX_DEPTH = 1000  # libyaml refuses deeper nesting too
 
 # Where each pod-template holder keeps its template (PodTemplateSpec), as
@@ -151,11 +156,12 @@ KubeLoader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
 KubeLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 
 
-def _guard(node: yaml.Node) -> None:
+def _guard(node: yaml.Node) -> int:
     """Refuse alias bombs, recursive aliases and absurd nesting before building.
 
     The expanded size counts a node once per path that reaches it, which is
-    what any consumer of the built object will walk.
+    what any consumer of the built object will walk; it is returned so a
+    file's documents can be held to one budget.
     """
     sizes: dict[int, int] = {}
     on_path: set[int] = set()
@@ -168,7 +174,7 @@ def _guard(node: yaml.Node) -> None:
             children = _children(current)
             sizes[key] = 1 + sum(sizes[id(c)] for c in children)
             if sizes[key] > MAX_NODES:
-                raise _bomb(current, f"expands to more than {MAX_NODES:,} nodes")
+                raise _bomb(current, f"document expands to over {MAX_NODES:,} nodes")
             continue
         if key in sizes:
             continue
@@ -179,6 +185,10 @@ def _guard(node: yaml.Node) -> None:
         on_path.add(key)
         stack.append((current, depth, True))
         stack.extend((c, depth + 1, False) for c in _children(current))
+    expanded = sizes[id(node)]
+    if expanded > max(ALIAS_FLOOR, ALIAS_FACTOR * len(sizes)):
+        raise _bomb(node, f"repeats its {len(sizes):,} nodes {expanded:,} times over")
+    return expanded
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -191,7 +201,7 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 def _bomb(node: yaml.Node, what: str) -> yaml.YAMLError:
     return yaml.constructor.ConstructorError(
-        None, None, f"refused: the document {what}", node.start_mark
+        None, None, f"refused: {what}", node.start_mark
     )
 
 
@@ -207,13 +217,16 @@ def load_documents(text: str, *, source: str = "") -> list[Any]:
         )
     documents: list[Any] = []
     loader = KubeLoader(text)
+    expanded = 0
     try:
         while loader.check_node():
             node = loader.get_node()
             # Without an alias a document is no bigger than its text, and
             # libyaml bounds the nesting; only "*" can make it grow.
             if node is not None and "*" in text:
-                _guard(node)
+                expanded += _guard(node)
+                if expanded > MAX_NODES:
+                    raise _bomb(node, f"file expands to over {MAX_NODES:,} nodes")
             documents.append(loader.construct_document(node) if node else None)
     except yaml.YAMLError as exc:
         raise ConfigError(
@@ -232,7 +245,9 @@ def _yaml_reason(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
-    return f"{where}{problem}; fix the YAML syntax"
+    # Our own refusals say what is wrong; only syntax errors get the hint.
+    hint = "" if problem.startswith("refused") else "; fix the YAML syntax"
+    return f"{where}{problem}{hint}"
 
 
 @dataclass(frozen=True)
@@ -298,7 +313,8 @@ def _walk(doc: Any, source: str, index: int, prefix: str) -> Iterator[Workload]:
 
 
 def _walk_list(doc: dict[str, Any], source: str, index: int, prefix: str):
-    items = doc.get("items") or []
+    items = doc.get("items")
+    items = [] if items is None else items
     if not isinstance(items, list):
         raise ConfigError(f"{prefix}items must be a list", source=source, index=index)
     for i, item in enumerate(items):

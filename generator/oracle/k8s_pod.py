@@ -71,15 +71,26 @@ class PodReader:
         """(path, entry) for each mapping in the list ``obj[key]``."""
         for i, entry in enumerate(self.field(obj, key, list, path) or ()):
             entry_path = f"{path}[{i}]"
-            if self.field({"x": entry}, "x", dict, entry_path) is not None:
+            if entry is None:
+                # Go decodes null into an empty object, which lacks the
+                # required fields (a container's name, a volume's name).
+                self._invalid(entry_path, "a list entry must be an object, got null")
+            elif self.field({"x": entry}, "x", dict, entry_path) is not None:
                 yield entry_path, entry
 
     def strings(self, obj: Any, key: str, path: str) -> list[tuple[str, str]]:
+        """(path, value) for each string in the list ``obj[key]``.
+
+        A null entry decodes to the empty string in Go, so it reads as "".
+        """
         out = []
         for i, entry in enumerate(self.field(obj, key, list, path) or ()):
-            value = self.field({"x": entry}, "x", str, f"{path}[{i}]")
+            entry_path = f"{path}[{i}]"
+            value = (
+                "" if entry is None else self.field({"x": entry}, "x", str, entry_path)
+            )
             if value is not None:
-                out.append((f"{path}[{i}]", value))
+                out.append((entry_path, value))
         return out
 
     def pod_context(self) -> tuple[str, dict]:
