@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 from tinymodel import build_tiny_model, make_case, pod_variants, write_suite
 
-from generator.errors import InvalidArgument, SuiteError
+from generator.errors import InvalidArgument, ModelError, SuiteError
 from generator.records import FAILURE_KINDS, Result
+from generator.run import runner as runner_module
 from generator.run.runner import run_suite
 from generator.rundata import load_run
 
@@ -146,11 +148,56 @@ def test_broken_case_line_names_file_and_line(suite, tmp_path, tiny_model):
     path = suite / "cases.jsonl"
     lines = path.read_text().splitlines(keepends=True)
     path.write_text(lines[0] + '{"id": "half"\n' + "".join(lines[1:]))
+    # A suite whose manifest vouches for the broken file: the line is named.
     manifest = json.loads((suite / "manifest.json").read_text())
-    del manifest["cases_sha256"]
+    manifest["cases_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     (suite / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(SuiteError, match=r"cases.jsonl:2"):
         _run(suite, tmp_path / "run", tiny_model)
+
+
+@pytest.mark.parametrize("manifest", ["[]", "{}"])
+def test_manifest_without_a_digest_is_refused(suite, tmp_path, tiny_model, manifest):
+    (suite / "manifest.json").write_text(manifest)
+    with pytest.raises(SuiteError, match="records no cases_sha256"):
+        _run(suite, tmp_path / "run", tiny_model)
+
+
+def test_a_run_of_another_task_is_refused_before_the_model_loads(
+    suite, tmp_path, tiny_model, monkeypatch
+):
+    out = tmp_path / "run"
+    _run(suite, out, tiny_model)
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("generator.run.models.load_model", no_loading)
+    with pytest.raises(SuiteError, match="holds a verdict run"):
+        _run(suite, out, tiny_model, task="repair")
+
+
+def test_missing_model_leaves_no_run_directory(suite, tmp_path):
+    with pytest.raises(ModelError):
+        run_suite(suite, model=str(tmp_path / "nope"), out_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_interrupted_run_can_still_be_reported(
+    suite, tmp_path, tiny_model, monkeypatch
+):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(runner_module, "_run_batches", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _run(suite, out, tiny_model)
+    assert json.loads((out / "run.json").read_text())["status"] == "running"
+    assert load_run(out).task == "verdict"
+
+    monkeypatch.undo()
+    assert _run(suite, out, tiny_model)["status"] == "finished"
 
 
 def test_suite_edited_after_generation_is_refused(suite, tmp_path, tiny_model):

@@ -31,6 +31,7 @@ from generator.errors import InvalidArgument, SuiteError
 from generator.prompts import PromptTemplate, load_template
 from generator.records import Case, Result
 from generator.run.journal import Journal, read_results, write_json_atomic
+from generator.run.models import resolve_model
 from generator.rundata import iter_cases
 
 if TYPE_CHECKING:
@@ -69,9 +70,11 @@ def run_suite(
     suite = Path(suite_dir).resolve()
     out = Path(out_dir)
     manifest_sha, cases_sha = _suite_digests(suite)
+    # A model that cannot be found is known before anything is written.
+    resolve_model(model)
 
     out.mkdir(parents=True, exist_ok=True)
-    previous = _previous_run(out, cases_sha)
+    previous = _previous_run(out, cases_sha, task)
     journal = Journal(out / "results.jsonl")
 
     # One streaming pass to count, so the progress bar knows its length.
@@ -91,25 +94,30 @@ def run_suite(
         "device": device,
     }
     runner = _TaskRunner(task, model, templates, options)
+    facts = {
+        "suite": suite,
+        "manifest_sha": manifest_sha,
+        "cases_sha": cases_sha,
+        "task": task,
+        "runner": runner,
+        "model": model,
+        "templates": templates,
+        "previous": previous,
+        "limit": limit,
+        "batch_size": batch_size,
+    }
+    # run.json first, so a run killed half-way can still be reported and
+    # resumed; it is rewritten with the final counts at the end.
+    if not previous:
+        early = _summary(out, **facts, new=0, seconds=0.0, status="running")
+        write_json_atomic(out / "run.json", early)
+        (out / "results.jsonl").touch()
     if todo:
         cases = _selected(suite, task, limit, templates, journal.finished)
         _run_batches(runner, cases, journal, todo, batch_size, progress)
 
-    summary = _summary(
-        out,
-        suite=suite,
-        manifest_sha=manifest_sha,
-        cases_sha=cases_sha,
-        task=task,
-        runner=runner,
-        model=model,
-        templates=templates,
-        previous=previous,
-        limit=limit,
-        batch_size=batch_size,
-        new=todo,
-        seconds=time.monotonic() - started,
-    )
+    seconds = time.monotonic() - started
+    summary = _summary(out, **facts, new=todo, seconds=seconds, status="finished")
     write_json_atomic(out / "run.json", summary)
     return summary
 
@@ -170,7 +178,12 @@ def _suite_digests(suite: Path) -> tuple[str, str]:
     except ValueError as exc:
         raise SuiteError(f"{suite / 'manifest.json'}: not JSON: {exc}") from None
     recorded = manifest.get("cases_sha256") if isinstance(manifest, dict) else None
-    if recorded and recorded != digests[1]:
+    if not isinstance(recorded, str):
+        raise SuiteError(
+            f"{suite / 'manifest.json'}: records no cases_sha256, so the suite "
+            "cannot be verified; regenerate it with `spotcheck generate`"
+        )
+    if recorded != digests[1]:
         raise SuiteError(
             f"{suite / 'cases.jsonl'}: its sha256 is not the one manifest.json "
             "records; the suite was edited after `spotcheck generate`"
@@ -178,7 +191,7 @@ def _suite_digests(suite: Path) -> tuple[str, str]:
     return digests[0], digests[1]
 
 
-def _previous_run(out: Path, cases_sha: str) -> dict[str, Any]:
+def _previous_run(out: Path, cases_sha: str, task: str) -> dict[str, Any]:
     """The run.json already in ``out`` ({} if none), checked to be this suite's."""
     # Resuming is only meaningful on the same suite: otherwise old results
     # would be joined to cases they never answered.
@@ -196,6 +209,11 @@ def _previous_run(out: Path, cases_sha: str) -> dict[str, Any]:
         raise SuiteError(
             f"{out} holds a run on another suite ({previous.get('suite')}); "
             "write this run to another --out directory"
+        )
+    if isinstance(previous, dict) and previous.get("task") not in (None, task):
+        raise SuiteError(
+            f"{out} holds a {previous['task']} run; write the {task} run to "
+            "another --out directory"
         )
     return previous if isinstance(previous, dict) else {}
 
@@ -353,7 +371,12 @@ def _summary(out: Path, **run: Any) -> dict[str, Any]:
     counts: dict[str, Any] = {"total": 0, "correct": 0, "failures": {}}
     model_id = None
     results_path = out / "results.jsonl"
+    seen: set[str] = set()
     for result in read_results(results_path) if results_path.exists() else ():
+        # A line repeated by hand (or by a copy) counts once, as in report.
+        if result.case_id in seen:
+            continue
+        seen.add(result.case_id)
         counts["total"] += 1
         counts["correct"] += result.correct
         if result.failure:
@@ -378,6 +401,7 @@ def _summary(out: Path, **run: Any) -> dict[str, Any]:
         "manifest_sha256": run["manifest_sha"],
         "limit": run["limit"],
         "batch_size": run["batch_size"],
+        "status": run["status"],
         "counts": {**counts, "new": run["new"]},
         "seconds": round(run["seconds"], 3),
         "seconds_total": round(run["seconds"] + previous.get("seconds_total", 0), 3),
