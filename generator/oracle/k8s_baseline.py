@@ -7,7 +7,7 @@ version. See https://kubernetes.io/docs/concepts/security/pod-security-standards
 
 from __future__ import annotations
 
-from generator.oracle.k8s_pod import Finding, PodReader, finding
+from generator.oracle.k8s_pod import Finding, PodReader, finding, shown
 from generator.oracle.k8s_policy import (
     BASELINE_CAPABILITIES,
     SECCOMP_FIELDS_SINCE,
@@ -154,7 +154,7 @@ def apparmor(pod: PodReader, version: Version) -> list[Finding]:
                     "appArmorProfile",
                     "baseline",
                     f"{profile_path}.type",
-                    f"appArmorProfile.type={kind!r}; use RuntimeDefault or Localhost",
+                    f"appArmorProfile.type is {shown(kind)}; use RuntimeDefault or Localhost",
                 )
             )
     return out
@@ -241,7 +241,7 @@ def seccomp_baseline(pod: PodReader, version: Version) -> list[Finding]:
                     "seccompProfile_baseline",
                     "baseline",
                     f"{profile_path}.type",
-                    f"seccompProfile.type={kind!r}; use RuntimeDefault or Localhost",
+                    f"seccompProfile.type is {shown(kind)}; use RuntimeDefault or Localhost",
                 )
             )
     return out

@@ -16,7 +16,7 @@ from typing import Any
 
 from generator.config.k8s import Workload
 
-__all__ = ["INVALID", "Finding", "PodReader", "finding"]
+__all__ = ["INVALID", "Finding", "PodReader", "finding", "shown"]
 
 INVALID = "invalidField"
 
@@ -153,6 +153,11 @@ class PodReader:
     def host_users_false(self) -> bool:
         path = f"{self.spec_path}.hostUsers"
         return self.field(self.spec, "hostUsers", bool, path) is False
+
+
+def shown(value: str | None) -> str:
+    """A value for a message: quoted, or "missing" when unset."""
+    return "missing" if value is None else repr(value)
 
 
 def finding(rule: str, level: str, path: str, message: str) -> Finding:

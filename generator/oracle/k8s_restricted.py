@@ -8,7 +8,7 @@ https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted
 from __future__ import annotations
 
 from generator.oracle.k8s_baseline import SECCOMP_TYPES, proc_mount
-from generator.oracle.k8s_pod import Finding, PodReader, finding
+from generator.oracle.k8s_pod import Finding, PodReader, finding, shown
 from generator.oracle.k8s_policy import (
     ALLOWED_VOLUME_SOURCES,
     USER_NAMESPACE_RELAXATION_SINCE,
@@ -162,7 +162,7 @@ def _seccomp_message(path: str, kind: str | None) -> Finding:
         "seccompProfile_restricted",
         "restricted",
         path,
-        f"seccompProfile.type={kind!r}; use RuntimeDefault or Localhost",
+        f"seccompProfile.type is {shown(kind)}; use RuntimeDefault or Localhost",
     )
 
 
