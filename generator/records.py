@@ -18,6 +18,7 @@ __all__ = [
     "Case",
     "FAILURE_KINDS",
     "Origin",
+    "RELATIONS",
     "Result",
     "Truth",
     "Violation",
@@ -27,6 +28,11 @@ __all__ = [
 
 Verdict = Literal["safe", "unsafe"]
 TagValue = str | int | bool
+
+# How a sibling relates to its case: the same meaning written another way (the
+# verdict and violated rules must not move), or the smallest edit that moves
+# the verdict. A report measures whether the model's answer moves with them.
+RELATIONS = ("same", "opposite")
 
 # The ways a model can get a case wrong; a correct answer has no failure kind.
 FAILURE_KINDS = (
@@ -124,9 +130,13 @@ class Case:
     question: str
     truth: Truth
     tags: dict[str, TagValue] = field(default_factory=dict)
+    # Relation ("same" | "opposite") to the id of the sibling case in the same
+    # suite; empty for a case with none, and then absent from the JSON form,
+    # so suites without siblings keep the bytes they had before the field.
+    siblings: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "domain": self.domain,
             "family": self.family,
@@ -137,6 +147,9 @@ class Case:
             "truth": self.truth.to_dict(),
             "tags": dict(sorted(self.tags.items())),
         }
+        if self.siblings:
+            data["siblings"] = dict(sorted(self.siblings.items()))
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Case:
@@ -150,7 +163,20 @@ class Case:
             question=data["question"],
             truth=Truth.from_dict(data["truth"]),
             tags=dict(data.get("tags", {})),
+            siblings=_siblings(data.get("siblings")),
         )
+
+
+def _siblings(data: Any) -> dict[str, str]:
+    """The siblings map of a case line; lines written before it have none."""
+    if not data:
+        return {}
+    if not isinstance(data, dict):
+        raise TypeError(f"siblings={data!r} must be an object of relation to id")
+    unknown = sorted(set(data) - set(RELATIONS))
+    if unknown:
+        raise ValueError(f"siblings: unknown relations {unknown}; known: {RELATIONS}")
+    return {relation: str(data[relation]) for relation in sorted(data)}
 
 
 @dataclass(frozen=True)
