@@ -197,9 +197,13 @@ def _add_generate(commands) -> None:
         Draws configs from the grammar (grammars/) and mutates realistic seeds
         (seeds/), judges every one with the oracle, and writes SUITE_DIR/cases.jsonl
         and SUITE_DIR/manifest.json. The same arguments give the same bytes.
+        About 40% of the cases are siblings of others: the same config respelled
+        (same verdict) or its smallest verdict-moving edit, linked by id, so
+        `report` can measure whether answers stay consistent.
 
         example:
           spotcheck generate --domain k8s --count 500 --seed 7 --out suite/
+          spotcheck generate --count 500 --no-siblings --out suite/
         """,
     )
     sub.add_argument(
@@ -217,6 +221,12 @@ def _add_generate(commands) -> None:
     sub.add_argument(
         "--level", choices=("baseline", "restricted"), default="restricted"
     )
+    sub.add_argument(
+        "--no-siblings",
+        dest="siblings",
+        action="store_false",
+        help="only base cases: no same-meaning or opposite-verdict siblings",
+    )
     sub.set_defaults(handler=_run_generate)
 
 
@@ -232,9 +242,13 @@ def _run_generate(args: argparse.Namespace) -> int:
         out_dir=args.out,
         pss_version=args.pss_version,
         level=args.level,
+        siblings=args.siblings,
     )
     verdicts = manifest["counts"]["verdict"]
     summary = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
+    pairs = manifest["siblings"]
+    if pairs["same"] or pairs["opposite"]:
+        summary += f"; {pairs['same']} same, {pairs['opposite']} opposite siblings"
     print(f"wrote {args.out / 'cases.jsonl'}: {manifest['cases']} cases ({summary})")
     return EXIT_OK
 

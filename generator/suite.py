@@ -14,6 +14,14 @@ Which candidates become cases is decided here, in three passes:
    near misses on both sides where it has them;
 3. balance: top up, then swap until each verdict is at least 30% of the
    suite, never removing a coverage case.
+
+With siblings (the default), about ``SIBLING_SHARE`` of the suite is then
+given to metamorphic siblings (``generator.families.k8s_siblings``): base
+cases taken in id order, by turns of verdict, each get a same-meaning and an
+opposite-verdict sibling, linked both ways in ``Case.siblings``. To keep
+``count`` the suite's size, as many unpaired base cases leave, from the more
+common verdict and never the last case violating a rule, so the verdict
+floor and the check coverage hold with siblings too.
 """
 
 from __future__ import annotations
@@ -25,27 +33,36 @@ import math
 import os
 import time
 from collections import Counter
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import hypothesis
 
+from generator import tags as T
 from generator.errors import InvalidArgument
 from generator.families.k8s_build import Candidate, Pool, build_pool, to_case
+from generator.families.k8s_siblings import opposite_sibling, same_sibling
 from generator.grammar.k8s import GRAMMAR_PATH
 from generator.mutate.seeds import SEEDS_DIR
 from generator.oracle.k8s import parse_question
-from generator.oracle.k8s_policy import LEVELS
+from generator.oracle.k8s_policy import LEVELS, Version
 from generator.records import Case, dumps_line
 
-__all__ = ["DOMAINS", "MIN_VERDICT_SHARE", "generate_suite"]
+__all__ = ["DOMAINS", "MIN_VERDICT_SHARE", "SIBLING_SHARE", "generate_suite"]
 
 logger = logging.getLogger(__name__)
 
 DOMAINS = ("k8s",)
 MIN_VERDICT_SHARE = 0.30
 MAX_COUNT = 1_000_000
+# The share of a suite given to siblings: 40 in 100 cases are siblings of 20
+# base cases (one same, one opposite each), leaving 60 distinct meanings
+# for coverage and clusters while 20 pairs of each kind measure consistency.
+SIBLING_SHARE = 0.4
+
+Chosen = list[tuple[Candidate, Case]]
 
 
 def generate_suite(
@@ -56,9 +73,15 @@ def generate_suite(
     out_dir: str | Path,
     pss_version: str = "v1.37",
     level: str = "restricted",
+    siblings: bool = True,
 ) -> dict[str, Any]:
-    """Generate ``count`` cases into ``out_dir``; return the manifest written."""
+    """Generate ``count`` cases into ``out_dir``; return the manifest written.
+
+    ``siblings=False`` writes base cases only, as suites did before siblings.
+    """
     _check_arguments(domains, count, seed, level)
+    if not isinstance(siblings, bool):
+        raise InvalidArgument(f"siblings={siblings!r} must be True or False")
     question = f"pss:{level}:{pss_version}"
     level, version = parse_question(question)
     started = time.perf_counter()
@@ -70,7 +93,11 @@ def generate_suite(
         "generate: %d candidates in %d groups after %.1fs",
         sum(map(len, pool.groups.values())), len(pool.groups), time.perf_counter() - started,
     )  # fmt: skip
-    cases = _cases(pool, count, question)
+    chosen = _cases(pool, count, question)
+    if siblings:
+        cases = _with_siblings(chosen, count, seed=seed, level=level, version=version)
+    else:
+        cases = [case for _, case in chosen]
     if len(cases) < count:
         logger.warning(
             "generate: only %d distinct cases for count=%d", len(cases), count
@@ -81,6 +108,7 @@ def generate_suite(
     body = "".join(dumps_line(c) for c in sorted(cases, key=lambda c: c.id))
     _write(out / "cases.jsonl", body)
     manifest = _manifest(cases, pool, body, domains, count, seed, question)
+    manifest["siblings"] = _sibling_summary(cases, enabled=siblings)
     for name, entry in manifest["mutator_profile"].items():
         logger.debug(
             "mutator %s: %d calls, %d applied, %d verdict flips",
@@ -125,7 +153,7 @@ def _write(path: Path, text: str) -> None:
 # --- choosing the cases -----------------------------------------------------
 
 
-def _cases(pool: Pool, count: int, question: str) -> list[Case]:
+def _cases(pool: Pool, count: int, question: str) -> Chosen:
     """Select, judge, and reselect around any draft the oracle refuses."""
     refused: set[str] = set()
     for _ in range(4):
@@ -137,7 +165,7 @@ def _cases(pool: Pool, count: int, question: str) -> list[Case]:
                 refused.add(candidate.text)
                 failed = True
             else:
-                cases.append(case)
+                cases.append((candidate, case))
         if not failed:
             break
     return cases
@@ -214,18 +242,139 @@ def _rebalance(chosen, leftovers, protected: set[str], count: int) -> None:
             chosen[incoming.text] = incoming
 
 
+# --- siblings -----------------------------------------------------------------
+
+
+def _with_siblings(
+    chosen: Chosen, count: int, *, seed: int, level: str, version: Version
+) -> list[Case]:
+    """The chosen cases with siblings linked in, still ``count`` at most."""
+    budget = math.floor(count * SIBLING_SHARE)
+    taken = {case.id for _, case in chosen}
+    # Bases in id order (a content hash, so no family or verdict leads),
+    # one queue per verdict.
+    queues = {
+        verdict: [pair for pair in sorted(chosen, key=lambda p: p[1].id)
+                  if pair[1].truth.verdict == verdict]
+        for verdict in ("safe", "unsafe")
+    }  # fmt: skip
+    made: list[tuple[str, Case, Case]] = []
+    leaning: Counter[str] = Counter()
+    want = "unsafe"
+    while len(made) < budget and (queues["safe"] or queues["unsafe"]):
+        # Bases of each verdict by turns, so opposites are measured both
+        # ways (a repair and a break). A base without an opposite (no repair
+        # fixes it) leaves a lone same sibling of its verdict; once those
+        # tilt the siblings by more than two, bases of the other verdict
+        # come first until it evens out.
+        tilt = leaning["unsafe"] - leaning["safe"]
+        want = "safe" if tilt > 2 else "unsafe" if tilt < -2 else _other(want)
+        candidate, base = (queues[want] or queues[_other(want)]).pop(0)
+        for relation, make in (("same", same_sibling), ("opposite", opposite_sibling)):
+            if len(made) == budget:
+                break
+            sibling = make(
+                candidate, base, seed=seed, level=level, version=version, taken=taken
+            )
+            if sibling is not None:
+                taken.add(sibling[1].id)
+                made.append((relation, base, sibling[1]))
+                leaning[sibling[1].truth.verdict] += 1
+
+    links: dict[str, dict[str, str]] = {}
+    for relation, base, sibling in made:
+        links.setdefault(base.id, {})[relation] = sibling.id
+        links[sibling.id] = {relation: base.id}
+    kept = {case.id: case for _, case in chosen}
+    kept.update((sibling.id, sibling) for _, _, sibling in made)
+    _drop_unpaired(kept, set(links), len(kept) - count)
+    logger.info(
+        "generate: %d same and %d opposite siblings of %d base cases",
+        sum(r == "same" for r, _, _ in made), sum(r == "opposite" for r, _, _ in made),
+        len({base.id for _, base, _ in made}),
+    )  # fmt: skip
+    return [
+        replace(case, siblings=links[case.id]) if case.id in links else case
+        for case in kept.values()
+    ]
+
+
+def _other(verdict: str) -> str:
+    return "unsafe" if verdict == "safe" else "safe"
+
+
+def _drop_unpaired(kept: dict[str, Case], paired: set[str], excess: int) -> None:
+    """Remove ``excess`` unpaired cases from ``kept``, keeping balance and coverage.
+
+    Each comes from the verdict that has more cases at that moment, in
+    reverse id order; a case that is the last to carry one of its features
+    (a violated rule, or a yes/no tag of its family such as a read-only
+    hostPath) stays while any other can go: coverage is a suite guarantee,
+    and a family's rare near misses are what its clusters are made of.
+    """
+    carriers = Counter(f for case in kept.values() for f in _features(case))
+    verdicts = Counter(case.truth.verdict for case in kept.values())
+    queues: dict[str, list[Case]] = {"safe": [], "unsafe": []}
+    for case in sorted(kept.values(), key=lambda c: c.id, reverse=True):
+        if case.id not in paired:
+            queues[case.truth.verdict].append(case)
+    for _ in range(max(0, excess)):
+        order = sorted(queues, key=lambda v: -verdicts[v])
+        victim = _next_droppable(queues, order, carriers)
+        if victim is None:
+            break
+        del kept[victim.id]
+        carriers.subtract(_features(victim))
+        verdicts[victim.truth.verdict] -= 1
+
+
+def _next_droppable(
+    queues: dict[str, list[Case]], order: list[str], carriers: Counter[str]
+) -> Case | None:
+    # Last carriers stay at the front of their queue, so a scan passes at
+    # most one per feature before it finds a case that may go.
+    for spare_carriers in (True, False):
+        for verdict in order:
+            queue = queues[verdict]
+            for i, case in enumerate(queue):
+                features = _features(case)
+                if not spare_carriers or all(carriers[f] > 1 for f in features):
+                    return queue.pop(i)
+    return None
+
+
+def _features(case: Case) -> list[str]:
+    flags = [f"{case.family}:{key}" for key, v in case.tags.items() if v is True]
+    return [*case.truth.rules, *flags]
+
+
+def _sibling_summary(cases: list[Case], *, enabled: bool) -> dict[str, Any]:
+    relations = Counter(case.tags.get(T.RELATION) for case in cases)
+    return {
+        "enabled": enabled,
+        "share": SIBLING_SHARE if enabled else 0.0,
+        "paired_bases": sum(
+            bool(c.siblings) for c in cases if c.tags.get(T.RELATION) == "base"
+        ),
+        "same": relations["same"],
+        "opposite": relations["opposite"],
+    }
+
+
 # --- the manifest -----------------------------------------------------------
 
 
 def _manifest(cases, pool, body, domains, count, seed, question) -> dict[str, Any]:
     counts: dict[str, Counter] = {
-        k: Counter() for k in ("family", "verdict", "rule", "method", "operator")
+        k: Counter()
+        for k in ("family", "verdict", "rule", "method", "operator", "relation")
     }
     by_family: dict[str, Counter] = {}
     for case in cases:
         counts["family"][case.family] += 1
         counts["verdict"][case.truth.verdict] += 1
         counts["method"][case.origin.method] += 1
+        counts["relation"][case.tags.get(T.RELATION, "base")] += 1
         counts["rule"].update(case.truth.rules)
         counts["operator"].update(dict.fromkeys(case.origin.operators, 1))
         by_family.setdefault(case.family, Counter())[case.truth.verdict] += 1

@@ -23,6 +23,9 @@ DOCUMENTS = "documents"
 # short (< 30 lines) | medium (< 60) | long: small models lean towards one
 # answer on short configs and another on long ones, so size is a slice.
 SIZE = "size"
+# base | same | opposite: a sibling is a respelling of its base case ("same")
+# or its smallest verdict-moving edit ("opposite"); unpaired cases are "base".
+RELATION = "relation"
 
 # --- Kubernetes: shape ----------------------------------------------------------
 KIND = "kind"
@@ -72,8 +75,8 @@ INVALID = "invalid"  # a value of the wrong JSON type ("false" as a string)
 
 K8S_KEYS = (
     FAMILY, METHOD, OPERATORS, OPERATOR_COUNT, SEED_FILE, YAML_STYLE, DOCUMENTS,
-    SIZE, KIND, OS, CONTAINERS, INIT_CONTAINERS, EPHEMERAL_CONTAINERS, HAS_INIT,
-    HAS_SIDECAR, HAS_EPHEMERAL, HAS_HOSTPATH, HOSTPATH_TARGET, HOSTPATH_READ_ONLY,
+    SIZE, RELATION, KIND, OS, CONTAINERS, INIT_CONTAINERS, EPHEMERAL_CONTAINERS,
+    HAS_INIT, HAS_SIDECAR, HAS_EPHEMERAL, HAS_HOSTPATH, HOSTPATH_TARGET, HOSTPATH_READ_ONLY,
     VOLUME_SOURCES, APE, PRIVILEGED, RUN_AS_NON_ROOT_LEVEL, RUN_AS_NON_ROOT,
     RUN_AS_USER, SECCOMP_LEVEL, SECCOMP_TYPE, CAPABILITY_SPELLING,
     CAPABILITIES_ADDED, DROP_ALL, PROC_MOUNT, APPARMOR, SELINUX, HOST_NAMESPACES,

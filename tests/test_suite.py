@@ -12,9 +12,16 @@ from pathlib import Path
 import pytest
 
 from generator import tags as T
+from generator.cli import main
 from generator.errors import InvalidArgument
+from generator.families import k8s_siblings
+from generator.families.k8s import Draft
+from generator.families.k8s_build import Candidate
+from generator.mutate.base import Manifest
+from generator.mutate.k8s import mutator_named
+from generator.mutate.seeds import load_seeds
 from generator.oracle.k8s import active_checks, truth
-from generator.records import Case, case_id
+from generator.records import Case, Origin, case_id
 from generator.suite import generate_suite
 
 REPO = Path(__file__).resolve().parent.parent
@@ -164,3 +171,104 @@ def test_constants_of_other_imported_modules_do_not_change_the_suite(tmp_path):
     for name in ("cases.jsonl", "manifest.json"):
         plain = (tmp_path / "plain" / name).read_bytes()
         assert plain == (tmp_path / "noisy" / name).read_bytes()
+
+
+# --- siblings ---------------------------------------------------------------
+
+
+def test_sibling_ids_resolve_in_the_suite_and_link_both_ways(suite):
+    manifest, cases, _ = suite
+    by_id = {c.id: c for c in cases}
+    linked = [c for c in cases if c.siblings]
+    assert linked
+    for case in linked:
+        for relation, other in case.siblings.items():
+            assert by_id[other].siblings.get(relation) == case.id
+            # Exactly one side of a pair is the base case.
+            assert {case.tags[T.RELATION], by_id[other].tags[T.RELATION]} == {
+                "base",
+                relation,
+            }
+    relations = manifest["counts"]["relation"]
+    assert relations["same"] == manifest["siblings"]["same"]
+    assert relations["opposite"] == manifest["siblings"]["opposite"]
+
+
+def test_about_forty_percent_of_the_suite_are_siblings(suite):
+    manifest, cases, _ = suite
+    siblings = [c for c in cases if c.tags[T.RELATION] != "base"]
+    assert len(siblings) == 80  # floor(0.4 * 200); every slot is filled
+    assert manifest["siblings"]["same"] >= 30 and manifest["siblings"]["opposite"]
+
+
+def test_a_same_meaning_sibling_has_the_identical_truth(suite):
+    _, cases, _ = suite
+    by_id = {c.id: c for c in cases}
+    same = [c for c in cases if c.tags[T.RELATION] == "same"]
+    assert same
+    for sibling in same:
+        base = by_id[sibling.siblings["same"]]
+        assert sibling.config != base.config
+        assert sibling.truth.verdict == base.truth.verdict
+        assert set(sibling.truth.rules) == set(base.truth.rules)
+
+
+def test_an_opposite_sibling_has_the_other_verdict_both_ways(suite):
+    _, cases, _ = suite
+    by_id = {c.id: c for c in cases}
+    flips = {
+        (by_id[c.siblings["opposite"]].truth.verdict, c.truth.verdict)
+        for c in cases
+        if c.tags[T.RELATION] == "opposite"
+    }
+    # Breaks of safe cases and repairs of unsafe ones.
+    assert flips == {("safe", "unsafe"), ("unsafe", "safe")}
+
+
+def test_no_siblings_writes_base_cases_only(tmp_path):
+    manifest = generate_suite(count=60, seed=3, out_dir=tmp_path, siblings=False)
+    lines = (tmp_path / "cases.jsonl").read_text().splitlines()
+    cases = [Case.from_dict(json.loads(line)) for line in lines]
+    assert len(cases) == 60 and '"siblings"' not in "".join(lines)
+    assert {c.tags[T.RELATION] for c in cases} == {"base"}
+    assert manifest["siblings"] == {
+        "enabled": False, "share": 0.0, "paired_bases": 0, "same": 0, "opposite": 0,
+    }  # fmt: skip
+    with pytest.raises(InvalidArgument, match="siblings=1"):
+        generate_suite(count=10, seed=3, out_dir=tmp_path, siblings=1)
+
+
+def test_the_generate_command_takes_no_siblings(tmp_path, capsys):
+    assert (
+        main(["generate", "--count", "12", "--no-siblings", "--out", str(tmp_path)])
+        == 0
+    )
+    assert "siblings" not in capsys.readouterr().out
+    assert '"siblings"' not in (tmp_path / "cases.jsonl").read_text()
+
+
+def test_a_respelling_that_moves_the_truth_is_dropped_with_a_warning(
+    monkeypatch, caplog
+):
+    # A mutator wrongly marked keeps_meaning must never make a "same" sibling.
+    question = "pss:restricted:v1.37"
+    manifests = (Manifest(s.documents) for s in load_seeds())
+    manifest = next(m for m in manifests if truth(m.text(), question).verdict == "safe")
+    base = truth(manifest.text(), question)
+    candidate = Candidate(
+        "mutation", "seed", "safe", (), manifest.text(), Draft("seed", manifest, ())
+    )
+    case = Case(
+        id=case_id("k8s", "pss:restricted:v1.37", candidate.text),
+        domain="k8s", family="seed", origin=Origin("mutation"),
+        format="yaml", config=candidate.text, question="pss:restricted:v1.37",
+        truth=base,
+    )  # fmt: skip
+    monkeypatch.setattr(
+        k8s_siblings, "_SPELLINGS", (mutator_named("drop_escalation_guard"),)
+    )
+    made = k8s_siblings.same_sibling(
+        candidate, case, seed=1, level="restricted", version=(1, 37), taken=set()
+    )
+    assert made is None
+    assert "should keep the meaning" in caplog.text

@@ -268,8 +268,14 @@ def _judge(
 # --- cases ----------------------------------------------------------------------
 
 
-def to_case(candidate: Candidate, question: str) -> Case | None:
-    """The Case for ``candidate``, judged by the oracle from its exact text."""
+def to_case(
+    candidate: Candidate, question: str, *, relation: str = "base"
+) -> Case | None:
+    """The Case for ``candidate``, judged by the oracle from its exact text.
+
+    ``relation`` is the case's ``relation`` tag: ``base``, or ``same`` /
+    ``opposite`` for a sibling made by ``generator.families.k8s_siblings``.
+    """
     draft, text = candidate.draft, candidate.text
     try:
         verdict = truth(text, question)
@@ -289,6 +295,7 @@ def to_case(candidate: Candidate, question: str) -> Case | None:
         method=draft.method,
         operators=draft.operators,
         seed_file=draft.seed_file,
+        relation=relation,
     )
     return Case(
         id=case_id("k8s", question, text),

@@ -90,6 +90,7 @@ def k8s_tags(
     method: str,
     operators: tuple[str, ...],
     seed_file: str = "",
+    relation: str = "base",
 ) -> dict[str, TagValue]:
     """Every key of ``generator.tags.K8S_KEYS`` for one case."""
     kind, meta, spec = _workload(documents)
@@ -102,6 +103,7 @@ def k8s_tags(
         T.YAML_STYLE: style.label(),
         T.DOCUMENTS: len(documents),
         T.SIZE: _size(render(documents, style)),
+        T.RELATION: relation,
         T.KIND: kind,
         T.OS: str(_dict(spec.get("os")).get("name") or T.UNSET),
     }
