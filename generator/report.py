@@ -4,7 +4,9 @@ The headline is the missed-unsafe rate (unsafe configs the model called safe,
 over all unsafe configs): the number a release gate cares about, because a
 missed unsafe config is what ships. Accuracy, false alarms and unparseable
 answers follow; then accuracy per failed check and per case family, the
-confusion table, and the failure clusters of ``cluster``.
+confusion table, and the failure clusters of ``cluster``. On a suite with
+siblings (``Case.siblings``), a consistency section says how often the
+model's answer stays put across a respelling and moves across a verdict flip.
 
 ``build_report`` makes a plain dict (the ``--json`` output, keys in a fixed
 order) in one streaming pass per run; ``format_report`` renders it as
@@ -23,7 +25,7 @@ from typing import Any
 
 from generator.cluster import find_slices
 from generator.errors import InvalidArgument
-from generator.records import Case, Result
+from generator.records import RELATIONS, Case, Result
 from generator.rundata import load_run
 from generator.stats import wilson_interval
 
@@ -32,7 +34,8 @@ __all__ = ["REPORT_VERSION", "build_report", "format_report", "rate"]
 logger = logging.getLogger(__name__)
 
 # Bumped when the report dict changes shape, so scripts can tell.
-REPORT_VERSION = 1
+# 2: each run has "consistency" (None on a suite without siblings).
+REPORT_VERSION = 2
 
 ANSWERS = ("unsafe", "safe", "unparseable")
 
@@ -60,6 +63,10 @@ class _Tally:
         self.confusion: dict[str, Counter[str]] = {t: Counter() for t in ANSWERS[:2]}
         self.rules: dict[str, Counter[str]] = defaultdict(Counter)
         self.families: dict[str, Counter[str]] = defaultdict(Counter)
+        # Only cases with siblings are remembered: (answer, correct) by id,
+        # and each pair once as (relation, lower id, higher id).
+        self.linked: dict[str, tuple[str | None, bool]] = {}
+        self.pairs: set[tuple[str, str, str]] = set()
 
     def watch(
         self, pairs: Iterable[tuple[Case, Result]]
@@ -90,6 +97,14 @@ class _Tally:
         family[truth] += 1
         if not result.correct and result.failure:
             family[result.failure] += 1
+
+        # A repair is judged on its own config, so only verdicts are compared.
+        if case.siblings and result.task == "verdict":
+            answer = result.answer if result.answer in ("safe", "unsafe") else None
+            self.linked[case.id] = (answer, result.correct)
+            for relation, other in case.siblings.items():
+                low, high = sorted((case.id, other))
+                self.pairs.add((relation, low, high))
 
 
 def build_report(run_dirs: list[Path], **cluster_options: Any) -> dict[str, Any]:
@@ -148,6 +163,7 @@ def _run_report(run_dir: Path, cluster_options: dict[str, Any]) -> dict[str, Any
         "rates": rates,
         "failures": {kind: tally.failures[kind] for kind in sorted(tally.failures)},
         "confusion": _confusion(tally) if run.task == "verdict" else None,
+        "consistency": _consistency(tally),
         "per_rule": _breakdown(tally.rules, "rule", run.task),
         "per_family": _breakdown(tally.families, "family", run.task),
         "cluster_settings": settings,
@@ -188,6 +204,46 @@ def _confusion(tally: _Tally) -> dict[str, dict[str, int]]:
         truth: {answer: tally.confusion[truth][answer] for answer in ANSWERS}
         for truth in ("unsafe", "safe")
     }
+
+
+def _consistency(tally: _Tally) -> dict[str, dict[str, Any]] | None:
+    """Per relation: pairs answered on both sides, and how often they agree.
+
+    ``consistent`` is, for ``same`` pairs, the share answered alike, and for
+    ``opposite`` pairs the share whose answer flips as the truth does (both
+    right, or both wrong). A pair with an unparseable side counts in
+    ``unparseable``; one whose other side the run did not reach (``--limit``)
+    in ``incomplete``. None when the run saw no case with siblings.
+    """
+    if not tally.pairs:
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for relation in RELATIONS:
+        counts: Counter[str] = Counter()
+        for rel, low, high in tally.pairs:
+            if rel != relation:
+                continue
+            if low not in tally.linked or high not in tally.linked:
+                counts["incomplete"] += 1
+                continue
+            (first, first_ok), (second, second_ok) = (
+                tally.linked[low],
+                tally.linked[high],
+            )
+            if first is None or second is None:
+                counts["unparseable"] += 1
+                continue
+            counts["pairs"] += 1
+            counts["consistent"] += (first == second) == (relation == "same")
+            counts["both_correct"] += first_ok and second_ok
+        out[relation] = {
+            "pairs": counts["pairs"],
+            "consistent": rate(counts["consistent"], counts["pairs"]),
+            "both_correct": rate(counts["both_correct"], counts["pairs"]),
+            "unparseable": counts["unparseable"],
+            "incomplete": counts["incomplete"],
+        }
+    return out
 
 
 def _breakdown(
@@ -303,6 +359,10 @@ def _format_run(run: dict[str, Any]) -> str:
         rows = [[t, *run["confusion"][t].values()] for t in run["confusion"]]
         out += _table(["truth \\ answer", *ANSWERS], rows)
 
+    if run.get("consistency"):
+        out += ["", "## Consistency across siblings", ""]
+        out += _format_consistency(run["consistency"])
+
     out += ["", "## Per check (cases failing the rule)", ""]
     rows = [
         [f"`{r['rule']}`", r["cases"], r["correct"], _pct(r["accuracy"])]
@@ -332,6 +392,34 @@ def _format_run(run: dict[str, Any]) -> str:
         ]
         out += _slice_table(run["leads"], with_q=True)
     return "\n".join(out)
+
+
+_RELATION_LABELS = {
+    "same": "same meaning, same answer",
+    "opposite": "opposite verdict, answer flips",
+}
+
+
+def _format_consistency(consistency: dict[str, dict[str, Any]]) -> list[str]:
+    rows = [
+        [
+            _RELATION_LABELS[relation],
+            c["pairs"],
+            _pct(c["consistent"]["value"]),
+            _span(c["consistent"]["interval"]),
+            _pct(c["both_correct"]["value"]),
+            c["unparseable"],
+        ]
+        for relation, c in consistency.items()
+    ]
+    header = ["pairs", "answered", "consistent", "95% interval", "both correct"]
+    lines = _table([*header, "unparseable"], rows)
+    return [
+        "A same-meaning sibling is the case respelled; an opposite one is the "
+        "smallest edit that moves the verdict.",
+        "",
+        *lines,
+    ]
 
 
 def _ratio(r: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -239,3 +240,74 @@ def test_a_torn_last_result_line_is_skipped_but_a_broken_middle_is_an_error(
     results.write_text(lines[0][:30] + "\n" + "".join(lines[1:]))
     with pytest.raises(SuiteError, match="results.jsonl:1: not JSON"):
         build_report([run_dir])
+
+
+# Pairs of (relation, base verdict, model on base, model on sibling); an
+# opposite sibling has the other verdict. None is an unparseable answer.
+SIBLING_RUN = [
+    ("same", "unsafe", "unsafe", "unsafe"),  # consistent, both right
+    ("same", "safe", "unsafe", "unsafe"),  # consistent, both wrong
+    ("same", "unsafe", "unsafe", "safe"),  # inconsistent
+    ("same", "safe", "safe", None),  # unparseable
+    ("opposite", "unsafe", "unsafe", "safe"),  # flips with the truth
+    ("opposite", "safe", "unsafe", "safe"),  # flips the wrong way
+    ("opposite", "safe", "safe", "safe"),  # does not flip
+]
+
+
+def sibling_run(tmp_path: Path) -> Path:
+    cases, results = [], []
+    for i, (relation, verdict, on_base, on_sibling) in enumerate(SIBLING_RUN):
+        flipped = "safe" if verdict == "unsafe" else "unsafe"
+        other = verdict if relation == "same" else flipped
+        base, sibling = (
+            make_case(2 * i + k, rules=["privileged"] if v == "unsafe" else [],
+                      verdict=v)
+            for k, v in enumerate((verdict, other))
+        )  # fmt: skip
+        base = replace(base, siblings={relation: sibling.id})
+        sibling = replace(sibling, siblings={relation: base.id})
+        cases += [base, sibling]
+        results += [answer(base, on_base), answer(sibling, on_sibling)]
+    cases.append(make_case(99, rules=["privileged"]))  # unpaired, not counted
+    results.append(answer(cases[-1], "safe"))
+    suite = write_suite(tmp_path / "suite", cases)
+    return write_run(tmp_path / "run", suite, results)
+
+
+def test_consistency_counts_sibling_pairs_by_hand(tmp_path: Path) -> None:
+    consistency = build_report([sibling_run(tmp_path)])["runs"][0]["consistency"]
+
+    same, opposite = consistency["same"], consistency["opposite"]
+    assert (same["pairs"], same["unparseable"], same["incomplete"]) == (3, 1, 0)
+    assert (same["consistent"]["count"], same["consistent"]["of"]) == (2, 3)
+    assert same["both_correct"]["count"] == 1
+    assert opposite["pairs"] == 3
+    # Both flipping pairs count, the one that flips the wrong way too.
+    assert opposite["consistent"]["count"] == 2
+    assert opposite["both_correct"]["count"] == 1
+
+
+def test_consistency_is_in_the_markdown_only_with_siblings(tmp_path: Path) -> None:
+    with_siblings = build_report([sibling_run(tmp_path / "a")])
+    without = build_report([small_run(tmp_path / "b")])
+
+    assert "## Consistency across siblings" in format_report(with_siblings)
+    assert "same meaning, same answer | 3 | 66.7%" in format_report(with_siblings)
+    assert without["runs"][0]["consistency"] is None
+    assert "Consistency" not in format_report(without)
+
+
+def test_a_pair_whose_sibling_the_run_did_not_reach_is_incomplete(
+    tmp_path: Path,
+) -> None:
+    base, sibling = make_case(1, rules=["privileged"]), make_case(2, verdict="safe")
+    base = replace(base, siblings={"opposite": sibling.id})
+    sibling = replace(sibling, siblings={"opposite": base.id})
+    suite = write_suite(tmp_path / "suite", [base, sibling])
+    run_dir = write_run(tmp_path / "run", suite, [answer(base, "unsafe")])
+
+    opposite = build_report([run_dir])["runs"][0]["consistency"]["opposite"]
+
+    assert (opposite["pairs"], opposite["incomplete"]) == (0, 1)
+    assert opposite["consistent"]["value"] is None
