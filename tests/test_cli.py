@@ -1,0 +1,38 @@
+"""The command line as a whole: exit statuses and one-line errors."""
+
+from __future__ import annotations
+
+from generator.cli import _parser, main
+
+
+def test_an_output_path_that_is_a_file_is_one_line_and_exit_two(capsys, tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    status = main(["generate", "--count", "5", "--out", str(taken)])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.strip().splitlines() == [f"spotcheck: error: {taken}: File exists"]
+
+
+def test_verbose_before_the_command_is_kept():
+    args = _parser().parse_args(["-vv", "check", "pod.yaml"])
+    assert args.verbose == 2
+    assert _parser().parse_args(["check", "-v", "pod.yaml"]).verbose == 1
+
+
+def test_an_input_with_nothing_to_judge_fails_unless_allowed(tmp_path, capsys):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("---\n")
+    assert main(["check", str(empty)]) == 2
+    assert "nothing was judged" in capsys.readouterr().err
+    assert main(["check", "--allow-empty", str(empty)]) == 0
+
+
+def test_every_command_has_help_that_names_its_options(capsys):
+    for command in ("check", "generate", "run", "report", "export"):
+        try:
+            main([command, "--help"])
+        except SystemExit as exit:
+            assert exit.code == 0
+        out = capsys.readouterr().out
+        assert "example" in out, command
