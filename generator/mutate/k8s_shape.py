@@ -253,7 +253,8 @@ def share_host_namespace(m: Manifest, rnd: random.Random) -> Manifest | None:
 
 
 def publish_host_port(m: Manifest, rnd: random.Random) -> Manifest | None:
-    """An ingress pod publishes ``hostPort: 80``; only 0 (unset) is allowed."""
+    """An ingress pod publishes ``hostPort: 80``; only 0 is allowed, so an
+    explicit ``hostPort: 0`` is the safe look-alike."""
     twin, _, _, spec = m.edit()
     target = _main(spec, rnd)
     ports = target.get("ports")
