@@ -91,7 +91,8 @@ def generate_suite(
     )
     logger.info(
         "generate: %d candidates in %d groups after %.1fs",
-        sum(map(len, pool.groups.values())), len(pool.groups), time.perf_counter() - started,
+        sum(map(len, pool.groups.values())), len(pool.groups),
+        time.perf_counter() - started,
     )  # fmt: skip
     chosen = _cases(pool, count, question)
     if siblings:
@@ -128,7 +129,8 @@ def _check_arguments(domains: Any, count: Any, seed: Any, level: Any) -> None:
     unknown = [d for d in domains if d not in DOMAINS]
     if unknown:
         raise InvalidArgument(
-            f"domains={tuple(domains)!r}: no generator yet for {', '.join(map(repr, unknown))}; "
+            f"domains={tuple(domains)!r}: no generator yet for "
+            f"{', '.join(map(repr, unknown))}; "
             f"known: {', '.join(DOMAINS)}"
         )
     if (

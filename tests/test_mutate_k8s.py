@@ -18,9 +18,9 @@ RESTRICTED = "pss:restricted:v1.37"
 SEEDS = {seed.stem: seed for seed in load_seeds()}
 FAMILY_NAMES = {f.name for f in FAMILIES}
 VERBS = {
-    "add", "allow", "annotate", "comment", "disable", "drop", "enable", "flip", "grant", "harden",
-    "hoist", "indent", "lift", "mount", "point", "publish", "push", "quote", "respell",
-    "run", "set", "share", "shuffle", "spell", "strip", "swap", "unconfine", "unmask",
+    "add", "allow", "annotate", "comment", "disable", "drop", "enable", "flip",
+    "grant", "harden", "hoist", "indent", "lift", "mount", "point", "publish",
+    "push", "quote", "respell", "run", "set", "share", "shuffle", "spell", "strip", "swap", "unconfine", "unmask",
     "wrap", "write",
 }  # fmt: skip
 

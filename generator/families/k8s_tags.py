@@ -230,7 +230,9 @@ def _host_tags(spec: dict, everything: list[dict]) -> dict[str, TagValue]:
     handlers = [
         _dict(c.get(key)) for c in everything
         for key in ("livenessProbe", "readinessProbe", "startupProbe")
-    ] + [_dict(h) for c in everything for h in _dict(c.get("lifecycle")).values()]  # fmt: skip
+    ] + [
+        _dict(h) for c in everything for h in _dict(c.get("lifecycle")).values()
+    ]  # fmt: skip
     bodies = [_dict(h.get(a)) for h in handlers for a in ("httpGet", "tcpSocket")]
     sysctls = _dict(spec.get("securityContext")).get("sysctls")
     host_users = spec.get("hostUsers")

@@ -288,8 +288,8 @@ def _volumes(draw, g: Grammar, hardened: bool, mounts_in: list[dict]) -> list[di
     for entry in entries:
         target = draw(st.sampled_from(mounts_in))
         host = entry.get("hostPath", {}).get("path")
-        mount = {"name": entry["name"],
-                 "mountPath": host or _MOUNT_PATHS.get(entry["name"], f"/mnt/{entry['name']}")}  # fmt: skip
+        default_path = _MOUNT_PATHS.get(entry["name"], f"/mnt/{entry['name']}")
+        mount = {"name": entry["name"], "mountPath": host or default_path}
         mode = draw(pooled(g, "mount_modes", hardened))
         if mode == "read_only":
             mount["readOnly"] = True
@@ -301,9 +301,11 @@ def _volumes(draw, g: Grammar, hardened: bool, mounts_in: list[dict]) -> list[di
 
 # Fields API validation forbids on Windows pods; the restricted checks that
 # read them skip Windows pods from v1.25, so a hardened Windows pod omits them.
-_LINUX_ONLY = ("seccompProfile", "seLinuxOptions", "appArmorProfile", "capabilities",
-               "allowPrivilegeEscalation", "procMount", "runAsUser", "runAsGroup",
-               "readOnlyRootFilesystem", "privileged", "fsGroup", "sysctls")  # fmt: skip
+_LINUX_ONLY = (
+    "seccompProfile", "seLinuxOptions", "appArmorProfile", "capabilities",
+    "allowPrivilegeEscalation", "procMount", "runAsUser", "runAsGroup",
+    "readOnlyRootFilesystem", "privileged", "fsGroup", "sysctls",
+)  # fmt: skip
 
 
 def _windowsify(draw, g: Grammar, spec: dict[str, Any], hardened: bool) -> None:
@@ -347,7 +349,8 @@ def workloads(
         unknown = [k for k in kinds if k not in KINDS]
         if unknown or not kinds:
             raise InvalidArgument(
-                f"kinds={kinds!r} holds unknown kinds {unknown}; known: {', '.join(KINDS)}"
+                f"kinds={kinds!r} holds unknown kinds {unknown}; "
+                f"known: {', '.join(KINDS)}"
             )
     wanted = KINDS if kinds is None else tuple(kinds)
     pool = tuple(p for p in g.pools["kinds"] if p[0] in wanted)

@@ -76,7 +76,8 @@ def check_size(name: str, value: int, *, low: int = 0, high: int = 16) -> None:
         or not low <= value <= high
     ):
         raise InvalidArgument(
-            f"{name}={value!r} ({type(value).__name__}) must be an int in [{low}, {high}]"
+            f"{name}={value!r} ({type(value).__name__}) must be an int "
+            f"in [{low}, {high}]"
         )
 
 

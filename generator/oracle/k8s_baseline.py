@@ -2,7 +2,8 @@
 
 One function per PSA check (kubernetes/pod-security-admission,
 policy/check_<id>.go); each returns the findings for one pod at one policy
-version. See https://kubernetes.io/docs/concepts/security/pod-security-standards/#baseline
+version. See
+https://kubernetes.io/docs/concepts/security/pod-security-standards/#baseline
 """
 
 from __future__ import annotations
@@ -154,7 +155,8 @@ def apparmor(pod: PodReader, version: Version) -> list[Finding]:
                     "appArmorProfile",
                     "baseline",
                     f"{profile_path}.type",
-                    f"appArmorProfile.type is {shown(kind)}; use RuntimeDefault or Localhost",
+                    f"appArmorProfile.type is {shown(kind)}; "
+                    "use RuntimeDefault or Localhost",
                 )
             )
     return out
@@ -241,7 +243,8 @@ def seccomp_baseline(pod: PodReader, version: Version) -> list[Finding]:
                     "seccompProfile_baseline",
                     "baseline",
                     f"{profile_path}.type",
-                    f"seccompProfile.type is {shown(kind)}; use RuntimeDefault or Localhost",
+                    f"seccompProfile.type is {shown(kind)}; "
+                    "use RuntimeDefault or Localhost",
                 )
             )
     return out
