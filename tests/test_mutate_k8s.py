@@ -20,8 +20,8 @@ FAMILY_NAMES = {f.name for f in FAMILIES}
 VERBS = {
     "add", "allow", "annotate", "comment", "disable", "drop", "enable", "flip",
     "grant", "harden", "hoist", "indent", "lift", "mount", "point", "publish",
-    "push", "quote", "respell", "run", "set", "share", "shuffle", "spell", "strip", "swap", "unconfine", "unmask",
-    "wrap", "write",
+    "push", "quote", "respell", "run", "set", "share", "shuffle", "spell",
+    "strip", "swap", "unconfine", "unmask", "wrap", "write",
 }  # fmt: skip
 
 
