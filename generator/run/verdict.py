@@ -29,7 +29,9 @@ labels spelled without a leading space is the only rule whose UNSAFE share
 stays between 25 % and 75 % on both sets (39 % and 37 %). No rule makes
 this model a judge: balanced accuracy is 0.38-0.52 and AUC 0.41-0.59 for
 all of them, so the choice is about not being one-sided; a model that has
-learnt the task should spread its margins far wider than the offset. The
+learnt the task should spread its margins far wider than the offset. A
+caveat: the masked-manifest calibration inputs were chosen after looking at
+part of the same two sets, so these shares are not a held-out measurement. The
 raw numbers are kept in ``Result.scores`` so any other rule can be applied
 later: ``logp_safe``/``logp_unsafe`` sum all label tokens plus end-of-turn,
 ``eot_safe``/``eot_unsafe`` are the end-of-turn parts.
