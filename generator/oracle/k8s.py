@@ -1,10 +1,12 @@
 """The Kubernetes oracle: Pod Security Standards as Pod Security Admission applies them.
 
-Ground truth for every Kubernetes case. Each check below follows the PSA
-library's check of the same id (kubernetes/pod-security-admission,
-policy/check_<id>.go) and the standard at
-https://kubernetes.io/docs/concepts/security/pod-security-standards/.
-Three rules of PSA shape everything here:
+Ground truth for every Kubernetes case. This module judges workloads and
+answers questions; the checks live in ``k8s_baseline`` and
+``k8s_restricted``, each following the PSA library's check of the same id
+(kubernetes/pod-security-admission, policy/check_<id>.go) and the standard at
+https://kubernetes.io/docs/concepts/security/pod-security-standards/, with
+their order and replacements in ``k8s_checks`` and version data in
+``k8s_policy``. Three rules of PSA shape everything:
 
 * Every place a field is set is judged on its own; no "effective" value is
   worked out. A bad pod-level value fails even if every container overrides
@@ -17,9 +19,10 @@ Three rules of PSA shape everything here:
   that adds SYS_ADMIN passes restricted (capabilities_restricted skips
   Windows pods from v1.25) and still fails baseline.
 
-Beyond PSA, a field the checks read that has the wrong JSON type (say the
-string "false" for a boolean) is reported as ``invalidField``: the API server
-rejects such an object before admission, so it can never be a passing pod.
+Beyond PSA, a field any check reads that has the wrong JSON type (say the
+string "false" for a boolean), a null list entry, or a pod without
+containers is reported as ``invalidField``, at every policy version: the API
+server rejects such an object before admission, so it can never pass.
 """
 
 from __future__ import annotations
