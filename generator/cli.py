@@ -16,7 +16,7 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from generator.errors import SpotcheckError
+from generator.errors import InvalidArgument, SpotcheckError
 
 __all__ = ["main"]
 
@@ -135,7 +135,8 @@ def _add_check(commands) -> None:
         "--pss-version",
         default="latest",
         metavar="VERSION",
-        help="policy version, v1.0 ... v1.37 or latest (default: latest)",
+        help="policy version, v1.0 ... v1.37 or latest; a newer v1.N is judged "
+        "by the newest rules, as Pod Security Admission does (default: latest)",
     )
     sub.add_argument(
         "--level",
@@ -163,6 +164,8 @@ def _run_check(args: argparse.Namespace) -> int:
     from generator.oracle.k8s_policy import format_version, parse_version
 
     version = parse_version(args.pss_version)
+    if args.files.count("-") > 1:
+        raise InvalidArgument("- (stdin) can be named only once: it is read once")
     failed = bad = judged = 0
     for outcome in check_files(args.files, version, jobs=args.jobs):
         if outcome.error is not None:
@@ -257,7 +260,8 @@ def _add_generate(commands) -> None:
         "--pss-version",
         default="v1.37",
         metavar="VERSION",
-        help="policy version the verdicts follow, v1.0 ... v1.37 or latest; "
+        help="policy version the verdicts follow, v1.0 ... v1.37 or latest (a "
+        "newer v1.N follows the newest rules); "
         "pinned rather than latest so a suite keeps its meaning (default: v1.37)",
     )
     sub.add_argument(

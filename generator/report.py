@@ -157,6 +157,9 @@ def _run_report(run_dir: Path, cluster_options: dict[str, Any]) -> dict[str, Any
         "model": run.model,
         "task": run.task,
         "template": run.template,
+        # "running" when the run was stopped before it finished: its rates
+        # cover only the cases answered so far.
+        "status": run.meta.get("status", "finished"),
         "cases": total,
         "truth": {"unsafe": unsafe, "safe": safe},
         "headline": {"metric": headline, **rates[headline]},
@@ -273,6 +276,11 @@ def _breakdown(
 def _delta(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
     """How a later run moved the rates both runs have, against the first run."""
     delta: dict[str, Any] = {"run": other["run"], "against": base["run"]}
+    # Rates of different tasks or suites measure different things.
+    for key in ("task", "suite_sha256"):
+        if base[key] != other[key]:
+            delta["not_comparable"] = f"different {key.removesuffix('_sha256')}"
+            return delta
     for metric, before in base["rates"].items():
         if metric not in other["rates"]:
             continue
@@ -339,6 +347,11 @@ def _format_run(run: dict[str, Any]) -> str:
         f"({run['truth']['unsafe']} unsafe, {run['truth']['safe']} safe) · suite "
         f"{run['suite']} (sha256 {run['suite_sha256'][:12]})",
         "",
+        *(
+            [f"**Unfinished run**: {run['cases']} cases answered so far.", ""]
+            if run["status"] != "finished"
+            else []
+        ),
         f"**{_LABELS[head['metric']].capitalize()}: {_pct(head['value'])}** "
         f"({head['count']} of {head['of']}; 95% interval {_span(head['interval'])})",
         "",
@@ -460,6 +473,9 @@ def _format_comparison(deltas: list[dict[str, Any]]) -> str:
     out = ["# Comparison", ""]
     rows = []
     for d in deltas:
+        if "not_comparable" in d:
+            rows.append([d["run"], f"not compared: {d['not_comparable']}", "", "", ""])
+            continue
         for metric, m in d.items():
             if metric in ("run", "against"):
                 continue

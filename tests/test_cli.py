@@ -36,3 +36,8 @@ def test_every_command_has_help_that_names_its_options(capsys):
             assert exit.code == 0
         out = capsys.readouterr().out
         assert "example" in out, command
+
+
+def test_stdin_can_be_named_only_once(capsys):
+    assert main(["check", "-", "-"]) == 2
+    assert "stdin" in capsys.readouterr().err

@@ -311,3 +311,22 @@ def test_a_pair_whose_sibling_the_run_did_not_reach_is_incomplete(
 
     assert (opposite["pairs"], opposite["incomplete"]) == (0, 1)
     assert opposite["consistent"]["value"] is None
+
+
+def test_an_unfinished_run_says_so(tmp_path: Path) -> None:
+    run_dir = small_run(tmp_path)
+    meta = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**meta, "status": "running"}))
+    report = build_report([run_dir])
+    assert report["runs"][0]["status"] == "running"
+    assert "**Unfinished run**" in format_report(report)
+
+
+def test_runs_of_different_tasks_are_not_compared(tmp_path: Path) -> None:
+    first = small_run(tmp_path / "a")
+    second = small_run(tmp_path / "b")
+    meta = json.loads((second / "run.json").read_text())
+    (second / "run.json").write_text(json.dumps({**meta, "task": "repair"}))
+    (delta,) = build_report([first, second])["comparison"]
+    assert delta["not_comparable"] == "different task"
+    assert "accuracy" not in delta
