@@ -103,6 +103,8 @@ class _Tally:
             answer = result.answer if result.answer in ("safe", "unsafe") else None
             self.linked[case.id] = (answer, result.correct)
             for relation, other in case.siblings.items():
+                if other == case.id:
+                    continue  # a case is no sibling of its own
                 low, high = sorted((case.id, other))
                 self.pairs.add((relation, low, high))
 
