@@ -72,8 +72,13 @@ class Evaluation:
 
     def failing(self, level: str) -> tuple[Finding, ...]:
         """The findings that make ``level`` fail, in check order."""
-        active = {c.id for c in active_checks(level, self.version)} | {INVALID}
-        return tuple(f for f in self.findings if f.rule in active)
+        counted = level_rules(level, self.version)
+        return tuple(f for f in self.findings if f.rule in counted)
+
+
+def level_rules(level: str, version: Version) -> frozenset[str]:
+    """The finding rules that make ``level`` fail at ``version``."""
+    return frozenset({c.id for c in active_checks(level, version)} | {INVALID})
 
 
 def evaluate(workload: Workload, version: Version) -> Evaluation:
@@ -152,8 +157,8 @@ def read_question(question: str) -> Question:
     kind, _, rest = question.partition(":")
     if kind == "pss":
         level, version = parse_question(question)
-        ids = {c.id for c in active_checks(level, version)}
-    elif kind == "pss-check" and rest.count(":") == 1:
+        return Question(question, version, level_rules(level, version))
+    if kind == "pss-check" and rest.count(":") == 1:
         check, version_text = rest.split(":")
         version = parse_version(version_text)
         known = {c.id for c in CHECKS if c.since <= version}

@@ -8,7 +8,7 @@ https://kubernetes.io/docs/concepts/security/pod-security-standards/#baseline
 
 from __future__ import annotations
 
-from generator.oracle.k8s_pod import Finding, PodReader, finding, shown
+from generator.oracle.k8s_pod import Finding, PodReader, shown
 from generator.oracle.k8s_policy import (
     BASELINE_CAPABILITIES,
     SECCOMP_FIELDS_SINCE,
@@ -26,7 +26,7 @@ def host_namespaces(pod: PodReader, version: Version) -> list[Finding]:
     for key in ("hostNetwork", "hostPID", "hostIPC"):
         path = f"{pod.spec_path}.{key}"
         if pod.field(pod.spec, key, bool, path):
-            out.append(finding("hostNamespaces", "baseline", path, f"{key}=true"))
+            out.append(Finding("hostNamespaces", "baseline", path, f"{key}=true"))
     return out
 
 
@@ -35,7 +35,7 @@ def privileged(pod: PodReader, version: Version) -> list[Finding]:
     for sc_path, sc in pod.container_contexts():
         path = f"{sc_path}.privileged"
         if pod.field(sc, "privileged", bool, path):
-            out.append(finding("privileged", "baseline", path, "privileged=true"))
+            out.append(Finding("privileged", "baseline", path, "privileged=true"))
     return out
 
 
@@ -48,7 +48,7 @@ def capabilities_baseline(pod: PodReader, version: Version) -> list[Finding]:
         for path, name in pod.strings(caps, "add", f"{caps_path}.add"):
             if name not in BASELINE_CAPABILITIES:
                 out.append(
-                    finding(
+                    Finding(
                         "capabilities_baseline",
                         "baseline",
                         path,
@@ -64,7 +64,7 @@ def host_path_volumes(pod: PodReader, version: Version) -> list[Finding]:
     for path, volume in pod.items(pod.spec, "volumes", f"{pod.spec_path}.volumes"):
         if volume.get("hostPath") is not None:
             out.append(
-                finding(
+                Finding(
                     "hostPathVolumes",
                     "baseline",
                     f"{path}.hostPath",
@@ -81,7 +81,7 @@ def host_ports(pod: PodReader, version: Version) -> list[Finding]:
             host_port = pod.field(port, "hostPort", int, f"{port_path}.hostPort")
             if host_port:
                 out.append(
-                    finding(
+                    Finding(
                         "hostPorts",
                         "baseline",
                         f"{port_path}.hostPort",
@@ -114,7 +114,7 @@ def host_probes(pod: PodReader, version: Version) -> list[Finding]:
                 host = pod.field(body, "host", str, f"{action_path}.host")
                 if host:
                     out.append(
-                        finding(
+                        Finding(
                             "hostProbesAndHostLifecycle",
                             "baseline",
                             f"{action_path}.host",
@@ -135,7 +135,7 @@ def apparmor(pod: PodReader, version: Version) -> list[Finding]:
         ok = value in ("", "runtime/default") or value.startswith("localhost/")
         if not ok:
             out.append(
-                finding(
+                Finding(
                     "appArmorProfile",
                     "baseline",
                     f"{pod.meta_path}.annotations[{key}]",
@@ -151,7 +151,7 @@ def apparmor(pod: PodReader, version: Version) -> list[Finding]:
         kind = pod.field(profile, "type", str, f"{profile_path}.type")
         if kind not in ("RuntimeDefault", "Localhost"):
             out.append(
-                finding(
+                Finding(
                     "appArmorProfile",
                     "baseline",
                     f"{profile_path}.type",
@@ -173,7 +173,7 @@ def selinux(pod: PodReader, version: Version) -> list[Finding]:
         kind = pod.field(opts, "type", str, f"{opts_path}.type") or ""
         if kind not in allowed:
             out.append(
-                finding(
+                Finding(
                     "seLinuxOptions",
                     "baseline",
                     f"{opts_path}.type",
@@ -185,7 +185,7 @@ def selinux(pod: PodReader, version: Version) -> list[Finding]:
             value = pod.field(opts, key, str, f"{opts_path}.{key}")
             if value:
                 out.append(
-                    finding(
+                    Finding(
                         "seLinuxOptions",
                         "baseline",
                         f"{opts_path}.{key}",
@@ -210,7 +210,7 @@ def proc_mount(pod: PodReader, version: Version, *, rule: str, level: str,
         path = f"{sc_path}.procMount"
         value = pod.field(sc, "procMount", str, path)
         if value is not None and value != "Default":
-            out.append(finding(rule, level, path, f"procMount={value!r}; use Default"))
+            out.append(Finding(rule, level, path, f"procMount={value!r}; use Default"))
     return out
 
 
@@ -239,7 +239,7 @@ def seccomp_baseline(pod: PodReader, version: Version) -> list[Finding]:
         kind = pod.field(profile, "type", str, f"{profile_path}.type")
         if kind not in SECCOMP_TYPES:
             out.append(
-                finding(
+                Finding(
                     "seccompProfile_baseline",
                     "baseline",
                     f"{profile_path}.type",
@@ -267,7 +267,7 @@ def _seccomp_annotations(pod: PodReader) -> list[Finding]:
         )
         if not ok:
             out.append(
-                finding(
+                Finding(
                     "seccompProfile_baseline",
                     "baseline",
                     f"{pod.meta_path}.annotations[{key}]",
@@ -286,7 +286,7 @@ def sysctls(pod: PodReader, version: Version) -> list[Finding]:
         name = pod.field(entry, "name", str, f"{path}.name") or ""
         if name not in allowed:
             out.append(
-                finding(
+                Finding(
                     "sysctls",
                     "baseline",
                     f"{path}.name",
@@ -304,6 +304,6 @@ def windows_host_process(pod: PodReader, version: Version) -> list[Finding]:
         path = f"{opts_path}.hostProcess"
         if pod.field(opts, "hostProcess", bool, path):
             out.append(
-                finding("windowsHostProcess", "baseline", path, "hostProcess=true")
+                Finding("windowsHostProcess", "baseline", path, "hostProcess=true")
             )
     return out

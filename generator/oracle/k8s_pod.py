@@ -16,7 +16,7 @@ from typing import Any
 
 from generator.config.k8s import Workload
 
-__all__ = ["INVALID", "Finding", "PodReader", "finding", "shown"]
+__all__ = ["INVALID", "Finding", "PodReader", "shown"]
 
 INVALID = "invalidField"
 
@@ -158,7 +158,3 @@ class PodReader:
 def shown(value: str | None) -> str:
     """A value for a message: quoted, or "missing" when unset."""
     return "missing" if value is None else repr(value)
-
-
-def finding(rule: str, level: str, path: str, message: str) -> Finding:
-    return Finding(rule, level, path, message)

@@ -8,7 +8,7 @@ https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted
 from __future__ import annotations
 
 from generator.oracle.k8s_baseline import SECCOMP_TYPES, proc_mount
-from generator.oracle.k8s_pod import Finding, PodReader, finding, shown
+from generator.oracle.k8s_pod import Finding, PodReader, shown
 from generator.oracle.k8s_policy import (
     ALLOWED_VOLUME_SOURCES,
     USER_NAMESPACE_RELAXATION_SINCE,
@@ -37,7 +37,7 @@ def allow_privilege_escalation(pod: PodReader, version: Version) -> list[Finding
             raw = sc.get("allowPrivilegeEscalation") if sc else None
             state = "true" if value else "unset" if raw is None else "not a boolean"
             out.append(
-                finding(
+                Finding(
                     "allowPrivilegeEscalation",
                     "restricted",
                     path,
@@ -57,7 +57,7 @@ def capabilities_restricted(pod: PodReader, version: Version) -> list[Finding]:
         drops = [name for _, name in pod.strings(caps, "drop", f"{caps_path}.drop")]
         if "ALL" not in drops:
             out.append(
-                finding(
+                Finding(
                     "capabilities_restricted",
                     "restricted",
                     f"{caps_path}.drop",
@@ -67,7 +67,7 @@ def capabilities_restricted(pod: PodReader, version: Version) -> list[Finding]:
         for path, name in pod.strings(caps, "add", f"{caps_path}.add"):
             if name != "NET_BIND_SERVICE":
                 out.append(
-                    finding(
+                    Finding(
                         "capabilities_restricted",
                         "restricted",
                         path,
@@ -85,7 +85,7 @@ def run_as_non_root(pod: PodReader, version: Version) -> list[Finding]:
     out = []
     if pod_value is False:
         out.append(
-            finding(
+            Finding(
                 "runAsNonRoot",
                 "restricted",
                 f"{sc_path}.runAsNonRoot",
@@ -97,11 +97,11 @@ def run_as_non_root(pod: PodReader, version: Version) -> list[Finding]:
         value = pod.field(c_sc, "runAsNonRoot", bool, path)
         if value is False:
             out.append(
-                finding("runAsNonRoot", "restricted", path, "runAsNonRoot=false")
+                Finding("runAsNonRoot", "restricted", path, "runAsNonRoot=false")
             )
         elif value is None and pod_value is not True:
             out.append(
-                finding(
+                Finding(
                     "runAsNonRoot",
                     "restricted",
                     path,
@@ -118,7 +118,7 @@ def run_as_user(pod: PodReader, version: Version) -> list[Finding]:
     for sc_path, sc in [pod.pod_context(), *pod.container_contexts()]:
         path = f"{sc_path}.runAsUser"
         if pod.field(sc, "runAsUser", int, path) == 0:
-            out.append(finding("runAsUser", "restricted", path, "runAsUser=0 (root)"))
+            out.append(Finding("runAsUser", "restricted", path, "runAsUser=0 (root)"))
     return out
 
 
@@ -146,7 +146,7 @@ def seccomp_restricted(pod: PodReader, version: Version) -> list[Finding]:
                 out.append(_seccomp_message(path, kind))
         elif not pod_set:
             out.append(
-                finding(
+                Finding(
                     "seccompProfile_restricted",
                     "restricted",
                     f"{profile_path}.type",
@@ -158,7 +158,7 @@ def seccomp_restricted(pod: PodReader, version: Version) -> list[Finding]:
 
 
 def _seccomp_message(path: str, kind: str | None) -> Finding:
-    return finding(
+    return Finding(
         "seccompProfile_restricted",
         "restricted",
         path,
@@ -173,7 +173,7 @@ def restricted_volumes(pod: PodReader, version: Version) -> list[Finding]:
         # No source at all is defaulted to emptyDir by the API server.
         for source in sorted(s for s in sources if s not in ALLOWED_VOLUME_SOURCES):
             out.append(
-                finding(
+                Finding(
                     "restrictedVolumes",
                     "restricted",
                     f"{path}.{source}",
