@@ -39,6 +39,12 @@ class DocumentReport:
     verdicts: dict[str, str]
     findings: tuple[Finding, ...]
 
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        # Sent back from every worker of ``check --jobs``: arguments pickle
+        # faster than a frozen dataclass's field state.
+        fields = (self.kind, self.name, self.verdicts, self.findings)
+        return DocumentReport, (self.file, self.index, *fields)
+
     @classmethod
     def of(cls, file: str, index: int, evaluation: Evaluation) -> DocumentReport:
         workload = evaluation.workload
@@ -120,7 +126,9 @@ def check_files(
         context = multiprocessing.get_context(_START_METHOD)
         with context.Pool(jobs) as pool:
             work = [(name, version) for name in names]
-            yield from pool.imap(_outcome, work, chunksize=32)
+            # Few, large chunks: each round trip costs more than judging a file.
+            chunk = max(32, len(work) // (4 * jobs))
+            yield from pool.imap(_outcome, work, chunksize=chunk)
         return
     for name in names:
         yield _outcome((name, version))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
+import pytest
+import yaml
+
+from generator.config import k8s
 from generator.config.k8s import load_documents, workloads
 from generator.errors import ConfigError, UnsupportedKind
+from tests.conftest import PSS_FIXTURES
 
 BOMB = """\
 a: &a ["x","x","x","x","x","x","x","x","x"]
@@ -32,7 +37,7 @@ def test_recursive_alias_is_refused():
 
 
 def test_deep_nesting_is_refused():
-    with pytest.raises(ConfigError, match="nesting"):
+    with pytest.raises(ConfigError, match="nesting depth; flatten it"):
         load_documents("[" * 1500 + "]" * 1500)
 
 
@@ -133,3 +138,51 @@ def test_a_file_of_many_moderate_alias_documents_has_one_budget():
 def test_list_items_of_the_wrong_type_are_an_error():
     with pytest.raises(ConfigError, match="items must be a list"):
         workloads({"apiVersion": "v1", "kind": "List", "items": {}})
+
+
+# The direct builder must give exactly what PyYAML's generic constructor (with
+# our mapping and bool rules) gives; these documents reach each of its paths.
+SPELLINGS = [
+    "a: 1\nb: [true, n, ~, 0x10, 1_000, 0o7, 017, .5, 1e3, -.inf]\nc: {d: e}\n",
+    "? [1, 2]\n: x\n",
+    "a: !!str 10\nb: !!int '7'\nc: !!binary aGk=\nd: 2001-12-14\n",
+    "y: 1\n10: a\n0x10: b\n1.5: c\nnull: d\n",
+    "a: \"quoted\"\nb: 'single'\nc: |\n  block\nd: >\n  folded\n",
+    "a: {x: 1, y: [{z: on}, {z: Off}]}\n",
+    "a: &x {p: 1}\nb: *x\n",
+    "a: &x {p: 1}\nb:\n  <<: *x\n  q: 2\n",
+    "list:\n- - - deep\n- []\n- {}\n",
+    "a: 1\na: 2\n",
+    "a: {}\nb: !!set {x, y}\nc: !!omap [k: v]\n",
+]
+
+
+@pytest.mark.parametrize("text", SPELLINGS)
+def test_direct_builder_agrees_with_the_generic_constructor(text):
+    def generic():
+        loader = k8s.KubeLoader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+
+    try:
+        expected = generic()
+    except yaml.YAMLError as exc:
+        with pytest.raises(ConfigError, match=re.escape(exc.problem)):
+            k8s.load_documents(text)
+        return
+    assert k8s.load_documents(text) == [expected]
+
+
+def test_direct_builder_agrees_on_every_conformance_fixture():
+    for path in sorted(PSS_FIXTURES.glob("*/v*/*/*.yaml")):
+        text = path.read_text()
+        loader = k8s.KubeLoader(text)
+        try:
+            expected = []
+            while loader.check_data():
+                expected.append(loader.get_data())
+        finally:
+            loader.dispose()
+        assert k8s.load_documents(text) == expected, path

@@ -155,6 +155,70 @@ def _json_key(key: Any, node: yaml.Node) -> str:
 KubeLoader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
 KubeLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 
+# Plain scalars repeat across a manifest (true, RuntimeDefault, ALL, ...), so
+# their resolved tag is remembered; the resolver's answer depends only on the
+# text. Bounded so that a file of distinct scalars cannot grow it without end.
+_TAG_CACHE: dict[str, str] = {}
+_TAG_CACHE_MAX = 65_536
+
+
+def _resolve(loader: KubeLoader, kind: type, value: str, implicit: Any) -> str:
+    if kind is yaml.ScalarNode and implicit[0]:
+        tag = _TAG_CACHE.get(value)
+        if tag is None:
+            tag = _SafeLoader.resolve(loader, kind, value, implicit)
+            if len(_TAG_CACHE) < _TAG_CACHE_MAX:
+                _TAG_CACHE[value] = tag
+        return tag
+    return _SafeLoader.resolve(loader, kind, value, implicit)
+
+
+KubeLoader.resolve = _resolve
+# No path resolvers are registered, so the composer's per-node bookkeeping
+# for them has nothing to track.
+KubeLoader.descend_resolver = lambda self, parent, index: None
+KubeLoader.ascend_resolver = lambda self: None
+
+_STR, _NULL, _BOOLTAG, _INTTAG, _FLOATTAG, _SEQ, _MAP = (
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "null", "bool", "int", "float", "seq", "map")
+)
+
+
+def _build(loader: KubeLoader, node: yaml.Node) -> Any:
+    """The object a node stands for, by the constructors above, built directly.
+
+    PyYAML's generic constructor costs about as much as parsing; this walks
+    the tree once for the tags manifests use and hands anything else (merge
+    keys, explicit tags, complex keys) to it, so both give the same object.
+    Only called for documents without aliases, where no node is shared.
+    """
+    tag = node.tag
+    if tag == _STR:
+        return node.value
+    if tag == _MAP:
+        return _build_mapping(loader, node)
+    if tag == _SEQ:
+        return [_build(loader, item) for item in node.value]
+    if tag == _NULL:
+        return None
+    if tag == _BOOLTAG:
+        return node.value in _TRUE
+    return loader.construct_object(node, deep=True)
+
+
+def _build_mapping(loader: KubeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    built: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag != _STR:
+            # Merge keys and keys that are not plain strings: the generic path
+            # knows their rules (override order, JSON key spelling).
+            return loader.construct_object(node, deep=True)
+        built[key_node.value] = _build(loader, value_node)
+    if len(built) < len(node.value):
+        return _construct_mapping(loader, node)  # raises on the repeated key
+    return built
+
 
 def _guard(node: yaml.Node) -> int:
     """Refuse alias bombs, recursive aliases and absurd nesting before building.
@@ -227,7 +291,7 @@ def load_documents(text: str, *, source: str = "") -> list[Any]:
                 expanded += _guard(node)
                 if expanded > MAX_NODES:
                     raise _bomb(node, f"file expands to over {MAX_NODES:,} nodes")
-            documents.append(loader.construct_document(node) if node else None)
+            documents.append(_document(loader, node, aliased="*" in text))
     except yaml.YAMLError as exc:
         raise ConfigError(
             _yaml_reason(exc), source=source, index=len(documents)
@@ -241,12 +305,25 @@ def load_documents(text: str, *, source: str = "") -> list[Any]:
     return documents
 
 
+def _document(loader: KubeLoader, node: yaml.Node | None, *, aliased: bool) -> Any:
+    if node is None:
+        return None
+    if aliased:
+        return loader.construct_document(node)
+    return _build(loader, node)
+
+
 def _yaml_reason(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
     # Our own refusals say what is wrong; only syntax errors get the hint.
-    hint = "" if problem.startswith("refused") else "; fix the YAML syntax"
+    if problem.startswith("refused"):
+        hint = ""
+    elif "nesting depth" in problem:
+        hint = f"; flatten it (manifests nest far less than {MAX_DEPTH} levels)"
+    else:
+        hint = "; fix the YAML syntax"
     return f"{where}{problem}{hint}"
 
 

@@ -8,6 +8,7 @@ restricted while failing baseline.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -90,6 +91,7 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
+@functools.cache
 def active_checks(level: str, version: Version) -> tuple[Check, ...]:
     """The checks PSA runs for ``level`` at policy ``version``, in order."""
     if level not in LEVELS:
