@@ -1,13 +1,19 @@
 """Running the oracles over user files, for ``spotcheck check``.
 
-Turns files into one ``DocumentReport`` per judged workload, in file and
-document order, and keeps bad input apart: a file that cannot be read or
-judged yields a ``ConfigError`` for the caller to print, and the other files
-are still checked.
+Turns files into one ``DocumentReport`` per judged workload or policy, in
+file and document order, and keeps bad input apart: a file that cannot be
+read or judged yields a ``ConfigError`` for the caller to print, and the
+other files are still checked.
+
+Which oracle judges a file is decided by its content, not its name: a JSON
+object with a ``Statement`` key is an IAM policy document; a ``.tf`` file is
+Terraform, judged for the IAM policies it holds; anything else is read as
+Kubernetes YAML or JSON.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import sys
@@ -17,7 +23,7 @@ from typing import Any
 
 from generator.config.k8s import MAX_BYTES, load_documents, workloads
 from generator.errors import ConfigError
-from generator.oracle.k8s import Evaluation, Finding, evaluate
+from generator.oracle.k8s import Evaluation, evaluate
 from generator.oracle.k8s_policy import Version
 
 __all__ = ["DocumentReport", "FileOutcome", "check_files", "read_text"]
@@ -37,13 +43,25 @@ class DocumentReport:
     kind: str
     name: str
     verdicts: dict[str, str]
-    findings: tuple[Finding, ...]
+    findings: tuple[Any, ...]  # each has to_dict(); the oracle's own type
+    domain: str = "k8s"
 
     def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
         # Sent back from every worker of ``check --jobs``: arguments pickle
         # faster than a frozen dataclass's field state.
-        fields = (self.kind, self.name, self.verdicts, self.findings)
+        fields = (self.kind, self.name, self.verdicts, self.findings, self.domain)
         return DocumentReport, (self.file, self.index, *fields)
+
+    def fails(self, level: str) -> bool:
+        """Whether this report makes ``check`` exit 1.
+
+        A workload fails when it fails ``level``. A policy fails on any answer
+        but "no": "depends" means the policy alone cannot show it safe, and a
+        gate that lets an unproven policy through is not a gate.
+        """
+        if self.domain == "k8s":
+            return self.verdicts[level] == "fail"
+        return any(answer != "no" for answer in self.verdicts.values())
 
     @classmethod
     def of(cls, file: str, index: int, evaluation: Evaluation) -> DocumentReport:
@@ -61,7 +79,7 @@ class DocumentReport:
         return {
             "file": self.file,
             "index": self.index,
-            "domain": "k8s",
+            "domain": self.domain,
             "kind": self.kind,
             "name": self.name,
             "verdicts": dict(self.verdicts),
@@ -77,6 +95,32 @@ class FileOutcome:
     reports: tuple[DocumentReport, ...] = ()
     skipped: tuple[str, ...] = ()  # the kind of each document without a pod spec
     error: ConfigError | None = None
+
+
+def _policy_json(text: str, source: str) -> Any:
+    """The IAM policy in ``text`` when it is a policy document, else None.
+
+    Only a JSON object whose keys include ``Statement`` and neither ``kind``
+    nor ``apiVersion`` counts; a Kubernetes object written as JSON goes on to
+    the Kubernetes reader. Text that names a Statement but is not valid JSON
+    gets the IAM reader's error, which says where.
+    """
+    head = text.lstrip()[:1]
+    if head != "{" or '"Statement"' not in text:
+        return None
+    from generator.config.iam import load_policy, looks_like_policy
+
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None  # load_policy below says where and why
+    if isinstance(data, dict) and ("kind" in data or "apiVersion" in data):
+        return None
+    if data is not None and not looks_like_policy(data):
+        return None
+    # Parsed again by the IAM reader: it refuses repeated keys, which
+    # json.loads silently resolves to the last one.
+    return load_policy(text, source=source)
 
 
 def read_text(name: str) -> str:
@@ -146,6 +190,15 @@ def _outcome(work: tuple[str, Version]) -> FileOutcome:
 def _check_file(name: str, version: Version) -> FileOutcome:
     source = "<stdin>" if name == "-" else name
     text = read_text(name)
+    if name.endswith(".tf"):
+        from generator.checking_iam import check_terraform
+
+        return FileOutcome(source, check_terraform(text, source))
+    policy = _policy_json(text, source)
+    if policy is not None:
+        from generator.checking_iam import check_policy
+
+        return FileOutcome(source, check_policy(policy, source))
     reports, skipped = [], []
     documents = load_documents(text, source=source)
     for index, document in enumerate(documents):

@@ -109,15 +109,23 @@ def _add_check(commands) -> None:
     sub = _command(
         commands,
         "check",
-        "Judge your own manifests with the oracle.",
+        "Judge your own manifests and policies with the oracle.",
         """\
-        Each Pod or pod template (Deployment, StatefulSet, DaemonSet, ReplicaSet,
-        ReplicationController, Job, CronJob, PodTemplate, and List of them) is
-        judged against the Pod Security Standards, baseline and restricted, as
-        Pod Security Admission applies them at the chosen policy version.
-        Kinds without a pod spec (Service, ConfigMap, ...) are skipped.
+        Kubernetes: each Pod or pod template (Deployment, StatefulSet, DaemonSet,
+        ReplicaSet, ReplicationController, Job, CronJob, PodTemplate, and List of
+        them) is judged against the Pod Security Standards, baseline and
+        restricted, as Pod Security Admission applies them at the chosen policy
+        version. Kinds without a pod spec (Service, ConfigMap, ...) are skipped.
 
-        exit status: 0 every workload passes --level, 1 some workload fails,
+        IAM: a JSON file holding a policy document (an object with "Statement"),
+        and every policy inside a .tf file (aws_iam_policy, aws_iam_role_policy,
+        a role's assume_role_policy, aws_iam_policy_document, bucket and queue
+        policies, ...). Identity policies get "privesc" (a privilege-escalation
+        method of the catalogue is open: yes, no, or depends on resources the
+        policy names) and "admin"; resource and trust policies get "public".
+
+        exit status: 0 every workload passes --level and every policy answers
+        "no", 1 some workload fails or some policy answers "yes" or "depends",
         2 a file could not be read or judged (one line per file on stderr), or
         nothing at all was judged (an empty input; see --allow-empty).
 
@@ -125,12 +133,18 @@ def _add_check(commands) -> None:
           spotcheck check pod.yaml
           spotcheck check k8s/*.yaml --json | jq .verdicts
           helm template . | spotcheck check - --level baseline
+          spotcheck check policy.json main.tf --json
         """,
     )
     sub.add_argument(
-        "files", nargs="+", metavar="FILE", help="manifest files; - is stdin"
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="manifests, policies or .tf files; - is stdin",
     )
-    sub.add_argument("--json", action="store_true", help="JSON Lines, one per workload")
+    sub.add_argument(
+        "--json", action="store_true", help="JSON Lines, one per workload or policy"
+    )
     sub.add_argument(
         "--pss-version",
         default="latest",
@@ -142,7 +156,7 @@ def _add_check(commands) -> None:
         "--level",
         choices=("baseline", "restricted"),
         default="restricted",
-        help="the level that sets the exit status (default: restricted)",
+        help="the level that sets the exit status for workloads (default: restricted)",
     )
     sub.add_argument(
         "--allow-empty",
@@ -174,7 +188,7 @@ def _run_check(args: argparse.Namespace) -> int:
             continue
         for report in outcome.reports:
             judged += 1
-            failed += report.verdicts[args.level] == "fail"
+            failed += report.fails(args.level)
             if args.json:
                 print(json.dumps(report.to_dict(), separators=(",", ":")))
             else:
@@ -184,15 +198,15 @@ def _run_check(args: argparse.Namespace) -> int:
             count = len(outcome.skipped)
             print(f"{outcome.file}: {count} document(s) without a pod spec ({kinds})")
     if not args.json:
-        print(f"{judged} workload(s) judged, {failed} fail {args.level}", end="")
+        print(f"{judged} workload(s) or policies judged, {failed} fail", end="")
         print(f", {bad} file(s) unreadable" if bad else "")
     if bad:
         return EXIT_USAGE
     if not judged and not args.allow_empty:
         # An empty render (helm printing nothing) must not pass a gate.
         print(
-            "spotcheck: error: no pod spec found in the input, nothing was "
-            "judged; pass --allow-empty if that is expected",
+            "spotcheck: error: no pod spec or IAM policy found in the input, "
+            "nothing was judged; pass --allow-empty if that is expected",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -204,6 +218,12 @@ def _print_check(report, level: str, version: str) -> None:
         f"{lvl} {verdict.upper()}" for lvl, verdict in report.verdicts.items()
     )
     print(f"{report.file}[{report.index}] {report.kind}/{report.name or '-'}")
+    if report.domain != "k8s":
+        print(f"  {verdicts}")
+        for finding in report.findings:
+            print(f"  - {finding.question}/{finding.rule} at {finding.path}")
+            print(f"    {finding.message}")
+        return
     print(f"  {verdicts}  (policy {version})")
     for finding in report.findings:
         print(f"  - {finding.level}/{finding.rule} at {finding.path}")

@@ -8,7 +8,8 @@ it into one line on stderr and exit status 2. Anything else is a bug.
     ├── ConfigError            a config file that cannot be judged
     │   └── UnsupportedKind    a well-formed document of a kind we do not know
     ├── SuiteError             a suite or run directory that is missing or broken
-    └── ModelError             a model that cannot be found or loaded
+    ├── ModelError             a model that cannot be found or loaded
+    └── Undecidable            a question the config alone cannot answer
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "ModelError",
     "SpotcheckError",
     "SuiteError",
+    "Undecidable",
     "UnsupportedKind",
 ]
 
@@ -66,3 +68,12 @@ class SuiteError(SpotcheckError):
 
 class ModelError(SpotcheckError):
     """The model under test cannot be located or loaded."""
+
+
+class Undecidable(SpotcheckError):
+    """The oracle cannot answer from the config alone ("depends").
+
+    The answer hinges on facts outside the document (what a named role may
+    do, what a data source holds), so it is no ground truth: such configs
+    never enter a suite, and a repair that ends up here is not verified.
+    """
