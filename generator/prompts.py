@@ -54,6 +54,8 @@ BLOCKS = ("system", "user")
 COMMON_VARIABLES = frozenset({"config", "format", "question", "domain", "family"})
 DOMAIN_VARIABLES: dict[str, frozenset[str]] = {
     "k8s": frozenset({"level", "policy_version"}),
+    # iam:<what>: what is asked (privesc, admin or public).
+    "iam": frozenset({"iam_question"}),
 }
 
 _HEADER = re.compile(
@@ -182,7 +184,19 @@ def case_variables(case: Case) -> dict[str, Any]:
                 "pss:<level>:<version>"
             )
         variables["level"], variables["policy_version"] = parts[1], parts[2]
+    elif case.domain == "iam":
+        # Questions read iam:<what>, e.g. iam:privesc.
+        what = case.question.partition(":")[2]
+        if not case.question.startswith("iam:") or what not in _IAM_QUESTIONS:
+            raise InvalidArgument(
+                f"case {case.id}: question {case.question!r} is not one of "
+                f"{', '.join('iam:' + q for q in _IAM_QUESTIONS)}"
+            )
+        variables["iam_question"] = what
     return variables
+
+
+_IAM_QUESTIONS = ("privesc", "admin", "public")
 
 
 def render_case(template: PromptTemplate, case: Case) -> list[dict[str, str]]:

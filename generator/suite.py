@@ -47,16 +47,21 @@ from generator.families.k8s_siblings import opposite_sibling, same_sibling
 from generator.grammar.k8s import GRAMMAR_PATH
 from generator.mutate.seeds import SEEDS_DIR
 from generator.oracle.k8s import parse_question
-from generator.oracle.k8s_policy import LEVELS, Version
+from generator.oracle.k8s_policy import LEVELS
 from generator.records import Case, dumps_line
 
 __all__ = ["DOMAINS", "MIN_VERDICT_SHARE", "SIBLING_SHARE", "generate_suite"]
 
 logger = logging.getLogger(__name__)
 
-DOMAINS = ("k8s",)
+DOMAINS = ("k8s", "iam")
 MIN_VERDICT_SHARE = 0.30
 MAX_COUNT = 1_000_000
+# An IAM share is split over its questions: privilege escalation is the
+# motivating one; admin-equivalence is asked of the same identity policies;
+# public access of resource and trust policies.
+IAM_QUESTIONS = ("iam:privesc", "iam:admin", "iam:public")
+IAM_SHARES = (0.4, 0.25, 0.35)
 # The share of a suite given to siblings: 40 in 100 cases are siblings of 20
 # base cases (one same, one opposite each), leaving 60 distinct meanings
 # for coverage and clusters while 20 pairs of each kind measure consistency.
@@ -86,19 +91,20 @@ def generate_suite(
     level, version = parse_question(question)
     started = time.perf_counter()
 
-    pool = build_pool(
-        count=count, seed=seed, level=level, version=version, question=question
-    )
-    logger.info(
-        "generate: %d candidates in %d groups after %.1fs",
-        sum(map(len, pool.groups.values())), len(pool.groups),
-        time.perf_counter() - started,
-    )  # fmt: skip
-    chosen = _cases(pool, count, question)
-    if siblings:
-        cases = _with_siblings(chosen, count, seed=seed, level=level, version=version)
-    else:
-        cases = [case for _, case in chosen]
+    # Each domain writes its share of the suite by its own generator; a
+    # suite of one domain is exactly that domain's part.
+    shares = _shares(count, tuple(dict.fromkeys(domains)))
+    parts: list[dict[str, Any]] = []
+    for domain, share in shares.items():
+        if not share:
+            continue
+        if domain == "k8s":
+            parts.append(
+                _k8s_part(share, seed, question, level, version, siblings, started)
+            )
+        else:
+            parts.append(_iam_part(share, seed, siblings))
+    cases = [case for part in parts for case in part["cases"]]
     if len(cases) < count:
         logger.warning(
             "generate: only %d distinct cases for count=%d", len(cases), count
@@ -108,7 +114,7 @@ def generate_suite(
     out.mkdir(parents=True, exist_ok=True)
     body = "".join(dumps_line(c) for c in sorted(cases, key=lambda c: c.id))
     _write(out / "cases.jsonl", body)
-    manifest = _manifest(cases, pool, body, domains, count, seed, question)
+    manifest = _manifest(cases, parts, body, domains, count, seed)
     manifest["siblings"] = _sibling_summary(cases, enabled=siblings)
     for name, entry in manifest["mutator_profile"].items():
         logger.debug(
@@ -121,6 +127,117 @@ def generate_suite(
         len(cases), manifest["counts"]["verdict"], out, time.perf_counter() - started,
     )  # fmt: skip
     return manifest
+
+
+def _shares(count: int, domains: tuple[str, ...]) -> dict[str, int]:
+    """``count`` split evenly over ``domains``; the first ones take the rest."""
+    each, rest = divmod(count, len(domains))
+    return {d: each + (i < rest) for i, d in enumerate(domains)}
+
+
+def _k8s_part(count, seed, question, level, version, siblings, started):
+    """The Kubernetes cases of a suite, with what the manifest says of them."""
+    pool = build_pool(
+        count=count, seed=seed, level=level, version=version, question=question
+    )
+    logger.info(
+        "generate: %d candidates in %d groups after %.1fs",
+        sum(map(len, pool.groups.values())), len(pool.groups),
+        time.perf_counter() - started,
+    )  # fmt: skip
+    chosen = _cases(pool, count, question, to_case)
+    if siblings:
+
+        def same(candidate, base, taken):
+            return same_sibling(
+                candidate, base, seed=seed, level=level, version=version, taken=taken
+            )
+
+        def opposite(candidate, base, taken):
+            return opposite_sibling(
+                candidate, base, seed=seed, level=level, version=version, taken=taken
+            )
+
+        cases = with_siblings(chosen, count, same=same, opposite=opposite)
+    else:
+        cases = [case for _, case in chosen]
+    return {
+        "domain": "k8s",
+        "cases": cases,
+        "questions": [question],
+        "profile": pool.profile.to_dict(),
+        "inputs": {
+            "grammar_sha256": _digest([GRAMMAR_PATH]),
+            "seeds_sha256": _digest(sorted(SEEDS_DIR.glob("*.yaml"))),
+        },
+    }
+
+
+def _iam_part(count: int, seed: int, siblings: bool) -> dict[str, Any]:
+    """The IAM cases of a suite: each question gets its share, chosen and
+    paired with siblings on its own, so both verdicts reach the floor per
+    question, not only over the mix."""
+    from generator.families.iam_build import build_iam_pool, to_iam_case
+    from generator.families.iam_siblings import (
+        iam_opposite_sibling,
+        iam_same_sibling,
+    )
+    from generator.grammar.iam import GRAMMAR_PATH as IAM_GRAMMAR_PATH
+    from generator.mutate.iam_seeds import IAM_SEEDS_DIR
+
+    def same(candidate, base, taken):
+        return iam_same_sibling(candidate, base, seed=seed, taken=taken)
+
+    def opposite(candidate, base, taken):
+        return iam_opposite_sibling(candidate, base, seed=seed, taken=taken)
+
+    split = dict(zip(IAM_QUESTIONS, _split_by_share(count, IAM_SHARES), strict=True))
+    cases: list[Case] = []
+    profile: dict[str, dict[str, int]] = {}
+    undecidable: dict[str, dict[str, int]] = {}
+    invalid: dict[str, dict[str, int]] = {}
+    for question, share in split.items():
+        if not share:
+            continue
+        pool = build_iam_pool(count=share, seed=seed, question=question)
+        chosen = _cases(pool, share, question, to_iam_case)  # type: ignore[arg-type]
+        if siblings:
+            made = with_siblings(chosen, share, same=same, opposite=opposite)
+        else:
+            made = [case for _, case in chosen]
+        cases.extend(made)
+        for name, entry in pool.profile.to_dict().items():
+            merged = profile.setdefault(name, {"calls": 0, "applied": 0, "flips": 0})
+            for key, value in entry.items():
+                merged[key] += value
+        undecidable[question] = dict(sorted(pool.undecidable.items()))
+        invalid[question] = dict(sorted(pool.invalid.items()))
+        logger.info(
+            "generate: %s: %d cases, %d undecidable drafts dropped",
+            question, len(made), sum(pool.undecidable.values()),
+        )  # fmt: skip
+    return {
+        "domain": "iam",
+        "cases": cases,
+        "questions": [q for q, n in split.items() if n],
+        "profile": profile,
+        "undecidable": undecidable,
+        "invalid": invalid,
+        "inputs": {
+            "iam_grammar_sha256": _digest([IAM_GRAMMAR_PATH]),
+            "iam_seeds_sha256": _digest(sorted(IAM_SEEDS_DIR.glob("*.json"))),
+        },
+    }
+
+
+def _split_by_share(count: int, shares: tuple[float, ...]) -> list[int]:
+    """``count`` split by ``shares``, largest remainders first (ties in order)."""
+    exact = [count * share for share in shares]
+    parts = [math.floor(x) for x in exact]
+    order = sorted(range(len(shares)), key=lambda i: (-(exact[i] - parts[i]), i))
+    for i in order[: count - sum(parts)]:
+        parts[i] += 1
+    return parts
 
 
 def _check_arguments(domains: Any, count: Any, seed: Any, level: Any) -> None:
@@ -155,14 +272,18 @@ def _write(path: Path, text: str) -> None:
 # --- choosing the cases -----------------------------------------------------
 
 
-def _cases(pool: Pool, count: int, question: str) -> Chosen:
-    """Select, judge, and reselect around any draft the oracle refuses."""
+def _cases(pool: Pool, count: int, question: str, make_case) -> Chosen:
+    """Select, judge, and reselect around any draft the oracle refuses.
+
+    ``make_case(candidate, question)`` is the domain's Case maker; it returns
+    None for a draft its oracle refuses.
+    """
     refused: set[str] = set()
     for _ in range(4):
         chosen = _select(pool, count, refused)
         cases, failed = [], False
         for candidate in chosen:
-            case = to_case(candidate, question)
+            case = make_case(candidate, question)
             if case is None:
                 refused.add(candidate.text)
                 failed = True
@@ -247,10 +368,12 @@ def _rebalance(chosen, leftovers, protected: set[str], count: int) -> None:
 # --- siblings -----------------------------------------------------------------
 
 
-def _with_siblings(
-    chosen: Chosen, count: int, *, seed: int, level: str, version: Version
-) -> list[Case]:
-    """The chosen cases with siblings linked in, still ``count`` at most."""
+def with_siblings(chosen: Chosen, count: int, *, same, opposite) -> list[Case]:
+    """The chosen cases with siblings linked in, still ``count`` at most.
+
+    ``same(candidate, base, taken)`` and ``opposite(...)`` are the domain's
+    sibling makers: each returns ``(candidate, case)`` or None.
+    """
     budget = math.floor(count * SIBLING_SHARE)
     taken = {case.id for _, case in chosen}
     # Bases in id order (a content hash, so no family or verdict leads),
@@ -272,12 +395,10 @@ def _with_siblings(
         tilt = leaning["unsafe"] - leaning["safe"]
         want = "safe" if tilt > 2 else "unsafe" if tilt < -2 else _other(want)
         candidate, base = (queues[want] or queues[_other(want)]).pop(0)
-        for relation, make in (("same", same_sibling), ("opposite", opposite_sibling)):
+        for relation, make in (("same", same), ("opposite", opposite)):
             if len(made) == budget:
                 break
-            sibling = make(
-                candidate, base, seed=seed, level=level, version=version, taken=taken
-            )
+            sibling = make(candidate, base, taken)
             if sibling is not None:
                 taken.add(sibling[1].id)
                 made.append((relation, base, sibling[1]))
@@ -366,12 +487,13 @@ def _sibling_summary(cases: list[Case], *, enabled: bool) -> dict[str, Any]:
 # --- the manifest -----------------------------------------------------------
 
 
-def _manifest(cases, pool, body, domains, count, seed, question) -> dict[str, Any]:
+def _manifest(cases, parts, body, domains, count, seed) -> dict[str, Any]:
     counts: dict[str, Counter] = {
         k: Counter()
         for k in ("family", "verdict", "rule", "method", "operator", "relation")
     }
     by_family: dict[str, Counter] = {}
+    by_question: dict[str, Counter] = {}
     for case in cases:
         counts["family"][case.family] += 1
         counts["verdict"][case.truth.verdict] += 1
@@ -380,10 +502,23 @@ def _manifest(cases, pool, body, domains, count, seed, question) -> dict[str, An
         counts["rule"].update(case.truth.rules)
         counts["operator"].update(dict.fromkeys(case.origin.operators, 1))
         by_family.setdefault(case.family, Counter())[case.truth.verdict] += 1
-    return {
+        by_question.setdefault(case.question, Counter())[case.truth.verdict] += 1
+    profile: dict[str, dict[str, int]] = {}
+    questions: list[str] = []
+    inputs: dict[str, Any] = {}
+    for part in parts:
+        questions.extend(part["questions"])
+        inputs.update(part["inputs"])
+        for name, entry in part["profile"].items():
+            merged = profile.setdefault(name, {"calls": 0, "applied": 0, "flips": 0})
+            for key, value in entry.items():
+                merged[key] += value
+    manifest: dict[str, Any] = {
         "spotcheck_version": _version(),
         "domains": list(domains),
-        "question": question,
+        # The one question every case answers; null when a suite asks several
+        # (IAM asks three), which "questions" then lists.
+        "question": questions[0] if len(questions) == 1 else None,
         "seed": seed,
         "count": count,
         "cases": len(cases),
@@ -392,15 +527,21 @@ def _manifest(cases, pool, body, domains, count, seed, question) -> dict[str, An
         "family_verdicts": {
             f: dict(sorted(v.items())) for f, v in sorted(by_family.items())
         },
-        "mutator_profile": pool.profile.to_dict(),
+        "mutator_profile": dict(sorted(profile.items())),
         # What else fixes the bytes: the same arguments give the same suite
         # only with the same grammar, seeds and Hypothesis release.
-        "inputs": {
-            "grammar_sha256": _digest([GRAMMAR_PATH]),
-            "seeds_sha256": _digest(sorted(SEEDS_DIR.glob("*.yaml"))),
-            "hypothesis": hypothesis.__version__,
-        },
+        "inputs": {**inputs, "hypothesis": hypothesis.__version__},
     }
+    if any(part["domain"] != "k8s" for part in parts):
+        manifest["questions"] = questions
+        manifest["question_verdicts"] = {
+            q: dict(sorted(v.items())) for q, v in sorted(by_question.items())
+        }
+        for part in parts:
+            for key in ("undecidable", "invalid"):
+                if key in part:
+                    manifest.setdefault(key, {}).update(part[key])
+    return manifest
 
 
 def _digest(paths: list[Path]) -> str:

@@ -9,6 +9,7 @@ Kubernetes values are computed in ``generator.families.k8s_tags``.
 from __future__ import annotations
 
 __all__ = [
+    "IAM_KEYS",
     "K8S_KEYS",
 ]
 
@@ -81,4 +82,32 @@ K8S_KEYS = (
     RUN_AS_NON_ROOT, RUN_AS_USER, SECCOMP_LEVEL, SECCOMP_TYPE, CAPABILITY_SPELLING,
     CAPABILITIES_ADDED, DROP_ALL, PROC_MOUNT, APPARMOR, SELINUX, HOST_NAMESPACES,
     HOST_USERS, HOST_PORT, PROBE_HOST, SYSCTLS,
+)  # fmt: skip
+
+# --- IAM: every key is computed in generator.families.iam_tags ------------------
+QUESTION = "question"  # iam:privesc | iam:admin | iam:public
+POLICY_KIND = "policy_kind"  # identity | resource | trust
+JSON_LAYOUT = "json_layout"  # JsonStyle.label(): pretty-4, one-line, tab, ...
+POLICY_VERSION = "policy_version"  # 2012-10-17 | 2008-10-17 | none
+STATEMENTS = "statements"  # count
+STATEMENT_FORM = "statement_form"  # object | list
+EFFECTS = "effects"  # allow | deny | both
+NOT_ACTION = "not_action"  # some statement uses NotAction
+NOT_RESOURCE = "not_resource"  # some statement uses NotResource
+# widest action pattern: star | service | infix | suffix | question | none
+ACTION_WILDCARD = "action_wildcard"
+ACTION_CASE = "action_case"  # canonical | lower | upper-service | mixed
+# widest Resource: star | arn-wildcard | variable | other-account | scoped | none
+RESOURCE_FORM = "resource_form"
+POLICY_VARIABLES = "policy_variables"  # a ${...} appears anywhere
+CONDITION_KEYS = "condition_keys"  # sorted, comma-joined, lower-case; "none"
+# widest: none | star | aws-star | aws-list | federated | arn | account | service
+PRINCIPAL_FORM = "principal_form"
+VALUE_SHAPES = "value_shapes"  # string | list | mixed: how elements are written
+
+IAM_KEYS = (
+    FAMILY, METHOD, OPERATORS, OPERATOR_COUNT, SEED_FILE, SIZE, RELATION,
+    QUESTION, POLICY_KIND, JSON_LAYOUT, POLICY_VERSION, STATEMENTS, STATEMENT_FORM,
+    EFFECTS, NOT_ACTION, NOT_RESOURCE, ACTION_WILDCARD, ACTION_CASE, RESOURCE_FORM,
+    POLICY_VARIABLES, CONDITION_KEYS, PRINCIPAL_FORM, VALUE_SHAPES,
 )  # fmt: skip

@@ -1,5 +1,9 @@
 """The repair task: the model rewrites an unsafe config; the oracle re-checks it.
 
+IAM repairs are judged by ``_judge_iam_repair`` (JSON out of the answer,
+the IAM oracle, and the intended access of ``generator.run.iam_intent``);
+what follows describes Kubernetes repairs.
+
 Only unsafe cases are asked. The answer is generated greedily, the YAML is
 taken out of it (the first fenced block, else the first run of lines that
 look like YAML) and judged on two counts:
@@ -92,6 +96,8 @@ class RepairJudgement:
 
 def judge_repair(case: Case, output: str) -> RepairJudgement:
     """Judge a model's repair of ``case`` from its raw output text."""
+    if case.domain == "iam":
+        return _judge_iam_repair(case, output)
     text = extract_yaml(output)
     if text is None:
         return RepairJudgement(None, "unparseable", "no YAML in the answer")
@@ -113,6 +119,36 @@ def judge_repair(case: Case, output: str) -> RepairJudgement:
     if repaired.verdict == "unsafe":
         rules = ", ".join(repaired.rules)
         return RepairJudgement(text, "repair_still_unsafe", f"still violates {rules}")
+    return RepairJudgement(text, None, "")
+
+
+def _judge_iam_repair(case: Case, output: str) -> RepairJudgement:
+    """An IAM repair: the question must now be answered "no", and the intended
+    access kept (``generator.run.iam_intent`` defines it)."""
+    from generator.oracle.iam import Undecidable
+    from generator.oracle.iam import truth as iam_truth
+    from generator.run.iam_intent import extract_json, intent_lost
+
+    text = extract_json(output)
+    if text is None:
+        return RepairJudgement(None, "unparseable", "no JSON policy in the answer")
+    try:
+        changes = intent_lost(case.config, text, case.question)
+        repaired = iam_truth(text, case.question)
+    except Undecidable as exc:
+        # "depends" is not "no": the repair did not settle the question.
+        return RepairJudgement(text, "repair_still_unsafe", f"undecidable: {exc}")
+    except SpotcheckError as exc:
+        return RepairJudgement(text, "unparseable", str(exc))
+    except Exception as exc:  # noqa: BLE001 - as for Kubernetes repairs above
+        logger.warning("case %s: repair could not be judged: %r", case.id, exc)
+        return RepairJudgement(text, "unparseable", f"cannot judge: {exc!r}")
+
+    if changes:
+        return RepairJudgement(text, "repair_broke_intent", "; ".join(changes))
+    if repaired.verdict == "unsafe":
+        rules = ", ".join(repaired.rules)
+        return RepairJudgement(text, "repair_still_unsafe", f"still allows {rules}")
     return RepairJudgement(text, None, "")
 
 

@@ -9,7 +9,7 @@ suite's absolute path and the sha256 of its ``cases.jsonl`` and
 
 Which cases a task takes: ``verdict`` every case of a domain that has a
 verdict template; ``repair`` only unsafe cases of a domain whose oracle can
-re-check a repair (k8s). ``limit`` keeps the first N such cases in suite
+re-check a repair (k8s, iam). ``limit`` keeps the first N such cases in suite
 order, so re-running with the same limit resumes the same selection.
 
 ``Result.tokens`` counts the prompt for a verdict and the generated answer
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 TASKS = ("verdict", "repair")
 # Domains whose oracle ``generator.run.repair`` can re-check a repair with.
-REPAIR_DOMAINS = ("k8s",)
+REPAIR_DOMAINS = ("k8s", "iam")
 
 
 def run_suite(

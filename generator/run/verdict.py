@@ -74,6 +74,14 @@ def _skeleton(value: str) -> str:
     )
 
 
+def _policy_skeleton(value: str) -> str:
+    return (
+        f'{{\n    "Version": "{value}",\n    "Statement": [\n        {{\n'
+        f'            "Effect": "{value}",\n            "Action": "{value}",\n'
+        f'            "Resource": "{value}"\n        }}\n    ]\n}}'
+    )
+
+
 # Configs that carry no information about safety, for calibration: the
 # domain's document shape with every value masked. Shape matters: measured on
 # the demo model, a content-free *manifest* puts the label bias near the
@@ -81,6 +89,9 @@ def _skeleton(value: str) -> str:
 # and calibrate everything to UNSAFE (scripts/measure_scoring.py).
 CONTENT_FREE_CONFIGS: dict[str, tuple[str, ...]] = {
     "k8s": (_skeleton("xxx"), _skeleton("N/A"), _skeleton("...")),
+    # An IAM policy's shape with every value masked, by the same reasoning;
+    # not measured on the demo model yet (scripts/measure_scoring.py is k8s).
+    "iam": (_policy_skeleton("xxx"), _policy_skeleton("N/A"), _policy_skeleton("...")),
 }
 GENERIC_CONTENT_FREE = ("N/A", "", "{}")
 
