@@ -83,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_generate(commands)
     _add_run(commands)
     _add_report(commands)
+    _add_gate(commands)
     _add_export(commands)
     return parser
 
@@ -254,8 +255,10 @@ def _add_generate(commands) -> None:
     sub.add_argument(
         "--domain",
         action="append",
-        choices=("k8s",),
-        help="config domain (repeatable; default: k8s)",
+        choices=("k8s", "iam"),
+        help="config domain, repeatable: k8s (pod specs, Pod Security Standards), "
+        "iam (policies: privesc, admin, public); the count is split evenly "
+        "(default: k8s)",
     )
     sub.add_argument(
         "--count",
@@ -428,18 +431,123 @@ def _add_report(commands) -> None:
     )
     sub.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
     sub.add_argument("--json", action="store_true", help="the report as JSON")
+    sub.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write the report as one self-contained HTML page (plots "
+        "inline, no network needed to view it)",
+    )
+    sub.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="processes reading a large run (default: one per CPU)",
+    )
     sub.set_defaults(handler=_run_report)
 
 
 def _run_report(args: argparse.Namespace) -> int:
     from generator.report import build_report, format_report
 
-    report = build_report(list(args.run_dirs))
+    report = build_report(list(args.run_dirs), jobs=args.jobs)
+    if args.html:
+        from generator.report_html import render_html
+
+        args.html.write_text(render_html(report), encoding="utf-8")
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print(format_report(report))
     return EXIT_OK
+
+
+# --- gate -------------------------------------------------------------------
+
+
+def _add_gate(commands) -> None:
+    sub = _command(
+        commands,
+        "gate",
+        "Fail a release when the model misses too many unsafe configs.",
+        """\
+        Compares the run's failure rates, overall and per case family, with
+        thresholds, and exits 1 when any is exceeded. A threshold applies to
+        the measured rate (the point estimate), not to a bound of its 95%
+        interval; the interval is printed beside it. For a repair run the
+        missed-unsafe threshold applies to repairs that are not safe.
+
+        The config file (YAML) can set run-wide and per-family thresholds:
+
+          max_missed_unsafe: 0.05
+          max_false_alarm: 0.5          # optional
+          max_unparseable: 0.01         # optional
+          min_cases: 20                 # smaller families are not judged
+          families:
+            hostpath-escalation: {max_missed_unsafe: 0.1}
+
+        exit status: 0 every threshold is met, 1 some threshold is exceeded,
+        2 bad run, config or options (one line naming the file and place).
+
+        examples:
+          spotcheck gate run/ --max-missed-unsafe 0.05
+          spotcheck gate run/ --config gate.yaml --junit gate.xml
+        """,
+    )
+    sub.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    sub.add_argument(
+        "--max-missed-unsafe",
+        type=float,
+        metavar="RATE",
+        help="largest allowed share of unsafe configs called safe, as a "
+        "fraction (0.05 for 5%%); applies to the run and to every family "
+        "without its own; overrides the config file's",
+    )
+    sub.add_argument(
+        "--config", type=Path, metavar="FILE", help="YAML thresholds (see above)"
+    )
+    sub.add_argument(
+        "--junit",
+        type=Path,
+        metavar="FILE",
+        help="write JUnit XML: one test case for the run and one per family",
+    )
+    sub.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="processes reading a large run (default: one per CPU)",
+    )
+    sub.set_defaults(handler=_run_gate)
+
+
+def _run_gate(args: argparse.Namespace) -> int:
+    from generator.gate import config_from_dict, evaluate, junit_xml, load_config
+    from generator.report import build_report
+
+    if args.config is not None:
+        config = load_config(args.config, args.max_missed_unsafe)
+    elif args.max_missed_unsafe is not None:
+        config = config_from_dict({}, max_missed_unsafe=args.max_missed_unsafe)
+    else:
+        raise InvalidArgument("give --max-missed-unsafe RATE or --config FILE")
+    (run,) = build_report([args.run_dir], jobs=args.jobs, clusters=False)["runs"]
+    checks = evaluate(run, config)
+    if args.junit:
+        args.junit.write_bytes(junit_xml(run, checks))
+    exceeded = [c for c in checks if c.exceeded]
+    for check in checks:
+        if check.exceeded or check.scope == "run" or check.skipped:
+            print(check.describe())
+    if run.get("status", "finished") != "finished":
+        print(f"note: unfinished run, {run['cases']} cases answered so far")
+    print(
+        f"gate: {'FAIL' if exceeded else 'pass'}: {len(exceeded)} of "
+        f"{len(checks)} thresholds exceeded"
+    )
+    return EXIT_FAIL if exceeded else EXIT_OK
 
 
 # --- export -----------------------------------------------------------------

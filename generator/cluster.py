@@ -30,21 +30,30 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from generator.errors import InvalidArgument
 from generator.records import Case, Result, TagValue
 from generator.slicing import Settings, Slice, SliceSearch
 from generator.stats import benjamini_hochberg, wilson_interval
 
+try:
+    import numpy as np
+except ImportError:  # pragma: no cover - numpy comes with the model extra
+    np = None
+
 __all__ = [
     "KIND_ORDER",
+    "CaseRows",
     "Cluster",
     "case_features",
     "find_clusters",
     "find_slices",
     "format_conditions",
+    "search_rows",
 ]
 
 logger = logging.getLogger(__name__)
@@ -150,37 +159,99 @@ def case_features(case: Case) -> list[Feature]:
     return features
 
 
-class _Rows:
-    """What the search keeps of each case while the results stream past."""
+class CaseRows:
+    """What the search keeps of each case while the results stream past.
+
+    One row per case: its id, config size, verdict and failure kind, and for
+    each feature the rows holding it (``postings``, ascending). Features are
+    numbered as first seen; ``merge`` appends the rows of another part of the
+    same run, read by another process.
+    """
 
     def __init__(self) -> None:
         self.ids: list[str] = []
-        self.sizes: list[int] = []
+        self.sizes = array("q")
         self.verdicts: list[str] = []
         self.failures: list[str | None] = []
-        self.index: dict[tuple[str, str], int] = {}
+        self.index: dict[tuple, int] = {}
         self.features: list[Feature] = []
-        self.postings: list[list[int]] = []
+        self.postings: list[array] = []
 
-    def add(self, case: Case, result: Result) -> None:
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, case: dict[str, Any], result: dict[str, Any]) -> None:
+        """One case and its result, as their JSON objects (``to_dict``)."""
         row = len(self.ids)
-        self.ids.append(case.id)
-        self.sizes.append(len(case.config))
-        self.verdicts.append(case.truth.verdict)
-        self.failures.append(None if result.correct else result.failure)
-        for key, value in case_features(case):
-            # JSON spelling keeps true and 1 apart, which Python equality does not.
-            number = self.index.setdefault((key, json.dumps(value)), len(self.features))
-            if number == len(self.features):
-                self.features.append((key, value))
-                self.postings.append([])
-            self.postings[number].append(row)
+        truth = case["truth"]
+        self.ids.append(case["id"])
+        self.sizes.append(len(case["config"]))
+        self.verdicts.append(truth["verdict"])
+        self.failures.append(None if result["correct"] else result.get("failure"))
 
-    def mask(self, rows: Iterable[int]) -> int:
-        bits = bytearray((len(self.ids) + 7) // 8)
-        for row in rows:
-            bits[row >> 3] |= 1 << (row & 7)
-        return int.from_bytes(bits, "little")
+        # This loop runs for every tag of every case: a million-case run
+        # spends more here than in the search, so it is written flat.
+        index, postings = self.index, self.postings
+        for key, value in (case.get("tags") or {}).items():
+            kind = value.__class__
+            if kind is str:
+                name: tuple = (key, value)
+            elif kind in _NUMBERS:
+                # The type keeps true and 1 apart, as JSON does and == does not.
+                name = (key, kind, value)
+            else:
+                continue  # tags are flat by contract; a list names no slice
+            number = index.get(name)
+            if number is None:
+                if key in _DERIVED:
+                    continue
+                number = self._new(name, key, value)
+            postings[number].append(row)
+        derived = [("family", case["family"]), ("truth", truth["verdict"])]
+        derived += [
+            ("rule", r) for r in dict.fromkeys(v["rule"] for v in truth["violations"])
+        ]
+        # Each mutation operator on its own: which mutators make failures is
+        # what an overnight fuzz run reweights by.
+        operators = case["origin"].get("operators") or ()
+        derived += [("operator", op) for op in dict.fromkeys(operators)]
+        for name in derived:
+            number = index.get(("", *name))
+            if number is None:
+                number = self._new(("", *name), *name)
+            postings[number].append(row)
+
+    def _new(self, name: tuple, key: str, value: TagValue) -> int:
+        number = self.index[name] = len(self.features)
+        self.features.append((key, value))
+        self.postings.append(array("i"))
+        return number
+
+    def merge(self, other: CaseRows) -> None:
+        """Append ``other``'s rows after these (another stretch of the run)."""
+        offset = len(self.ids)
+        self.ids += other.ids
+        self.sizes += other.sizes
+        self.verdicts += other.verdicts
+        self.failures += other.failures
+        for name, theirs in other.index.items():
+            number = self.index.get(name)
+            if number is None:
+                number = self._new(name, *other.features[theirs])
+            self.postings[number] += _shifted(other.postings[theirs], offset)
+
+
+def _shifted(rows: array, offset: int) -> array:
+    if not offset:
+        return rows
+    if np is None:  # pragma: no cover - merging is only done with numpy
+        return array("i", (row + offset for row in rows))
+    out = array("i")
+    out.frombytes((np.frombuffer(rows, dtype=np.int32) + offset).tobytes())
+    return out
+
+
+_NUMBERS = (bool, int, float)
 
 
 def find_clusters(
@@ -214,6 +285,34 @@ def find_slices(
     do not survive the correction: on a small run, where to look next with
     more cases, never a finding. Their ``q_value`` says how far off they are.
     """
+    rows = CaseRows()
+    for case, result in pairs:
+        rows.add(case.to_dict(), result.to_dict())
+    return search_rows(
+        rows,
+        min_support=min_support,
+        min_failures=min_failures,
+        min_lift=min_lift,
+        max_conditions=max_conditions,
+        alpha=alpha,
+        max_clusters=max_clusters,
+        max_leads=max_leads,
+    )
+
+
+def search_rows(
+    rows: CaseRows,
+    *,
+    min_support: int = 10,
+    min_failures: int = 3,
+    min_lift: float = 1.5,
+    max_conditions: int = 2,
+    alpha: float = 0.05,
+    max_clusters: int = 10,
+    max_leads: int = 5,
+) -> tuple[list[Cluster], list[Cluster]]:
+    """``find_slices`` on cases already collected (as ``report`` does, in
+    parallel)."""
     if max_conditions not in (1, 2, 3):
         raise InvalidArgument(f"max_conditions={max_conditions!r}: use 1, 2 or 3")
     if min_support < 1 or not 0 < alpha < 1:
@@ -223,12 +322,6 @@ def find_slices(
     settings = Settings(
         min_support, min_failures, min_lift, max_conditions, alpha, max_clusters
     )
-
-    rows = _Rows()
-    for case, result in pairs:
-        rows.add(case, result)
-    masks = [rows.mask(posting) for posting in rows.postings]
-    rows.postings = []  # the bitsets hold the same facts, more compactly
     keys = [key for key, _ in rows.features]
 
     # Tags name slices before derived features (family, rule, verdict):
@@ -237,8 +330,8 @@ def find_slices(
         key, value = rows.features[number]
         return (key in _DERIVED, key, json.dumps(value))
 
-    order = [0] * len(masks)
-    for position, number in enumerate(sorted(range(len(masks)), key=name_order)):
+    order = [0] * len(keys)
+    for position, number in enumerate(sorted(range(len(keys)), key=name_order)):
         order[number] = position
 
     kinds = sorted(
@@ -248,12 +341,15 @@ def find_slices(
     searches = {}
     for kind in kinds:
         wanted = _POPULATION.get(kind)
-        population = rows.mask(
-            r for r, verdict in enumerate(rows.verdicts) if wanted in (None, verdict)
+        population = (
+            bytearray(b"\1") * len(rows)
+            if wanted is None
+            else _flags(rows.verdicts, wanted)
         )
-        failed = rows.mask(r for r, f in enumerate(rows.failures) if f == kind)
-        searches[kind] = SliceSearch(masks, keys, order, population, failed, settings)
-        searches[kind].try_slices()
+        failed = _flags(rows.failures, kind)
+        search = SliceSearch(rows.postings, keys, order, population, failed, settings)
+        search.try_slices()
+        searches[kind] = search
 
     # One family of tests for the whole run, so the false discovery rate holds
     # for the report as a whole and not once per failure kind.
@@ -266,7 +362,7 @@ def find_slices(
     cutoff = max(passed, default=0.0)
     logger.info(
         "clusters: %d cases, %d slices tried, %d discoveries (p <= %.3g)",
-        len(rows.ids), total, len(passed), cutoff,
+        len(rows), total, len(passed), cutoff,
     )  # fmt: skip
 
     # Overlapping slices around one real cluster are all "discoveries", and
@@ -296,11 +392,12 @@ def _leads(rows, searches, clusters, alpha, limit) -> list[Cluster]:
     return leads[:limit]
 
 
-def _cluster(rows: _Rows, kind: str, search: SliceSearch, item: Slice) -> Cluster:
-    # The smallest failing config is the one a person reads first.
-    example = min(
-        (rows.sizes[r], rows.ids[r]) for r in _bits(item.mask & search.failed)
-    )[1]
+def _flags(values: list, wanted: object) -> bytearray:
+    """One byte per row: 1 where the value is ``wanted``."""
+    return bytearray(value == wanted for value in values)
+
+
+def _cluster(rows: CaseRows, kind: str, search: SliceSearch, item: Slice) -> Cluster:
     return Cluster(
         kind=kind,
         conditions=tuple(rows.features[f] for f in item.features),
@@ -309,15 +406,30 @@ def _cluster(rows: _Rows, kind: str, search: SliceSearch, item: Slice) -> Cluste
         base_rate=search.base,
         p_value=item.evidence,
         q_value=item.q_value,
-        example_case_id=example,
+        example_case_id=_smallest(rows, item.mask & search.failed),
         equivalent=tuple(
             tuple(rows.features[f] for f in name) for name in search.spellings(item)
         ),
     )
 
 
-def _bits(mask: int) -> Iterator[int]:
-    while mask:
-        low = mask & -mask
-        yield low.bit_length() - 1
-        mask ^= low
+def _smallest(rows: CaseRows, mask: int) -> str:
+    """The id of the smallest config among the rows of ``mask``: the one a
+    person reads first (ties: the smaller id)."""
+    data = mask.to_bytes((len(rows) + 7) // 8, "little")
+    if np is not None:
+        bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")
+        members = np.flatnonzero(bits)
+        sizes = np.frombuffer(rows.sizes, dtype=np.int64)[members]
+        members = members[sizes == sizes.min()]
+    else:
+        members = [
+            8 * at + bit
+            for at, byte in enumerate(data)
+            if byte
+            for bit in range(8)
+            if byte >> bit & 1
+        ]
+        least = min(rows.sizes[r] for r in members)
+        members = [r for r in members if rows.sizes[r] == least]
+    return min(rows.ids[r] for r in members)

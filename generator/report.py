@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from generator.cluster import find_slices
+from generator.cluster import CaseRows, find_slices, search_rows
 from generator.errors import InvalidArgument
-from generator.records import RELATIONS, Case, Result
-from generator.rundata import load_run
+from generator.records import RELATIONS
+from generator.rundata import Run, load_run, scan_records
 from generator.stats import wilson_interval
 
 __all__ = ["REPORT_VERSION", "build_report", "format_report", "rate"]
@@ -35,7 +35,9 @@ logger = logging.getLogger(__name__)
 
 # Bumped when the report dict changes shape, so scripts can tell.
 # 2: each run has "consistency" (None on a suite without siblings).
-REPORT_VERSION = 2
+# 3: each cluster and lead has "example" (the smallest failing case, with its
+#    config) and "minimal_example" (None until a shrinker fills it in).
+REPORT_VERSION = 3
 
 ANSWERS = ("unsafe", "safe", "unparseable")
 
@@ -68,56 +70,98 @@ class _Tally:
         self.linked: dict[str, tuple[str | None, bool]] = {}
         self.pairs: set[tuple[str, str, str]] = set()
 
-    def watch(
-        self, pairs: Iterable[tuple[Case, Result]]
-    ) -> Iterator[tuple[Case, Result]]:
-        """Count each pair on its way to the cluster search: one pass for both."""
-        for case, result in pairs:
-            self.add(case, result)
-            yield case, result
+    def merge(self, other: _Tally) -> None:
+        """Add the counts of another stretch of the same run."""
+        self.truth += other.truth
+        self.failures += other.failures
+        self.correct += other.correct
+        for truth, answers in other.confusion.items():
+            self.confusion[truth] += answers
+        for mine, theirs in (
+            (self.rules, other.rules),
+            (self.families, other.families),
+        ):
+            for name, counts in theirs.items():
+                mine[name] += counts
+        self.linked.update(other.linked)
+        self.pairs |= other.pairs
 
-    def add(self, case: Case, result: Result) -> None:
-        truth = case.truth.verdict
+    def add(self, case: dict[str, Any], result: dict[str, Any]) -> None:
+        """One case and its result, as their JSON objects (``to_dict``)."""
+        truth = case["truth"]["verdict"]
+        correct, failure = bool(result["correct"]), result.get("failure")
+        task = result["task"]
         self.truth[truth] += 1
-        self.correct += result.correct
-        if not result.correct and result.failure:
-            self.failures[result.failure] += 1
-        if result.task == "verdict":
-            answer = result.answer if result.answer in ("safe", "unsafe") else None
+        self.correct += correct
+        if not correct and failure:
+            self.failures[failure] += 1
+        answer = result.get("answer")
+        answer = answer if answer in ("safe", "unsafe") else None
+        if task == "verdict":
             self.confusion[truth][answer or "unparseable"] += 1
 
         # Per check: a case with several violations counts once for each.
-        outcome = "correct" if result.correct else "wrong"
-        for rule in case.truth.rules:
+        outcome = "correct" if correct else "wrong"
+        for rule in dict.fromkeys(v["rule"] for v in case["truth"]["violations"]):
             self.rules[rule]["cases"] += 1
             self.rules[rule][outcome] += 1
-        family = self.families[case.family]
+        family = self.families[case["family"]]
         family["cases"] += 1
         family[outcome] += 1
         family[truth] += 1
-        if not result.correct and result.failure:
-            family[result.failure] += 1
+        if not correct and failure:
+            family[failure] += 1
 
         # A repair is judged on its own config, so only verdicts are compared.
-        if case.siblings and result.task == "verdict":
-            answer = result.answer if result.answer in ("safe", "unsafe") else None
-            self.linked[case.id] = (answer, result.correct)
-            for relation, other in case.siblings.items():
-                if other == case.id:
+        siblings = case.get("siblings")
+        if siblings and task == "verdict":
+            self.linked[case["id"]] = (answer, correct)
+            for relation, other in siblings.items():
+                if other == case["id"]:
                     continue  # a case is no sibling of its own
-                low, high = sorted((case.id, other))
+                low, high = sorted((case["id"], str(other)))
                 self.pairs.add((relation, low, high))
 
 
-def build_report(run_dirs: list[Path], **cluster_options: Any) -> dict[str, Any]:
+class _Part:
+    """What one process collects from its stretch of a run."""
+
+    def __init__(self) -> None:
+        self.tally = _Tally()
+        self.rows = CaseRows()
+
+    def add(self, case: dict[str, Any], result: dict[str, Any]) -> None:
+        self.tally.add(case, result)
+        self.rows.add(case, result)
+
+
+class _Counts(_Part):
+    """A part without cluster rows, for callers that need only the rates."""
+
+    def add(self, case: dict[str, Any], result: dict[str, Any]) -> None:
+        self.tally.add(case, result)
+
+
+def build_report(
+    run_dirs: list[Path],
+    *,
+    jobs: int | None = None,
+    clusters: bool = True,
+    **cluster_options: Any,
+) -> dict[str, Any]:
     """The report on each run, plus headline deltas when there are several.
 
     Raises ``SuiteError`` for a run whose suite changed since it was made.
     ``cluster_options`` go to ``find_clusters`` (``min_support``, ``alpha``...).
+    ``jobs`` processes read a large run (default: one per CPU); the report
+    is the same for any number. ``clusters=False`` skips the cluster search
+    (``clusters`` and ``leads`` are then empty), for callers such as the gate
+    that need only the rates.
     """
     if not run_dirs:
         raise InvalidArgument("run_dirs is empty: name at least one run directory")
-    runs = [_run_report(Path(d), cluster_options) for d in run_dirs]
+    jobs = jobs or os.cpu_count() or 1
+    runs = [_run_report(Path(d), cluster_options, jobs, clusters) for d in run_dirs]
     report: dict[str, Any] = {"report_version": REPORT_VERSION, "runs": runs}
     if len(runs) > 1:
         report["comparison"] = [_delta(runs[0], other) for other in runs[1:]]
@@ -139,11 +183,17 @@ def _cluster_settings(options: dict[str, Any]) -> dict[str, Any]:
     return {**defaults, **options}
 
 
-def _run_report(run_dir: Path, cluster_options: dict[str, Any]) -> dict[str, Any]:
-    run = load_run(run_dir)
-    tally = _Tally()
+def _run_report(
+    run_dir: Path, cluster_options: dict[str, Any], jobs: int, with_clusters: bool
+) -> dict[str, Any]:
     settings = _cluster_settings(cluster_options)
-    clusters, leads = find_slices(tally.watch(run.pairs()), **settings)
+    run = load_run(run_dir)
+    parts = scan_records(run, _Part if with_clusters else _Counts, jobs=jobs)
+    tally, rows = parts[0].tally, parts[0].rows
+    for part in parts[1:]:
+        tally.merge(part.tally)
+        rows.merge(part.rows)
+    clusters, leads = search_rows(rows, **settings) if with_clusters else ([], [])
     total = sum(tally.truth.values())
     unsafe, safe = tally.truth["unsafe"], tally.truth["safe"]
     logger.info("report %s: %d results, %d clusters", run_dir, total, len(clusters))
@@ -172,9 +222,32 @@ def _run_report(run_dir: Path, cluster_options: dict[str, Any]) -> dict[str, Any
         "per_rule": _breakdown(tally.rules, "rule", run.task),
         "per_family": _breakdown(tally.families, "family", run.task),
         "cluster_settings": settings,
-        "clusters": [c.to_dict() for c in clusters],
-        "leads": [c.to_dict() for c in leads],
+        "clusters": [_with_example(run, c.to_dict()) for c in clusters],
+        "leads": [_with_example(run, c.to_dict()) for c in leads],
     }
+
+
+def _with_example(run: Run, cluster: dict[str, Any]) -> dict[str, Any]:
+    """The cluster with its example case's config, for readers of the JSON.
+
+    ``minimal_example`` is for a shrinker to fill in, in this shape::
+
+        {"config": TEXT, "model_calls": N,
+         "nearest_passing": {"case_id": ID or None, "config": TEXT} or None}
+
+    (the shrunk config, the model calls the shrinking took, and the passing
+    case closest to it, which the HTML page shows as a diff).
+    """
+    case = run.case(cluster["example_case_id"])
+    cluster["example"] = {
+        "case_id": case.id,
+        "family": case.family,
+        "truth": case.truth.verdict,
+        "rules": list(case.truth.rules),
+        "config": case.config,
+    }
+    cluster["minimal_example"] = None
+    return cluster
 
 
 def _rates(counts: _Tally | Counter[str], task: str) -> dict[str, dict[str, Any]]:

@@ -11,6 +11,11 @@ that ``run.json`` names. Two rules shape this module:
 * Nothing holds a whole run in memory. The one pass that hashes
   ``cases.jsonl`` also notes where each case's line starts, and results are
   joined to their case by seeking to that line.
+
+A million-case suite is about 3 GB, so the hash runs in a thread beside the
+pass that finds each line's id (without parsing the line when it has the
+compact form ``dumps_line`` writes), and ``scan_pairs`` reads stretches of
+``results.jsonl`` in parallel worker processes.
 """
 
 from __future__ import annotations
@@ -18,15 +23,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+import multiprocessing
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from generator.errors import SuiteError
 from generator.records import Case, Result
 
-__all__ = ["Run", "iter_cases", "load_run"]
+__all__ = ["Run", "iter_cases", "load_run", "scan_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,23 +84,53 @@ class Run:
         A case answered twice (a resumed run that repeated a line) counts
         once: the first answer stands, as the runner wrote it first.
         """
+        path = self.run_dir / "results.jsonl"
+        for number, case, result in self.records():
+            yield (
+                _record(Case.from_dict, case, path, number),
+                _record(Result.from_dict, result, path, number),
+            )
+
+    def records(
+        self, stretch: tuple[int, int | None, int] = (0, None, 1), firsts=None
+    ) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
+        """``pairs`` as the JSON objects read, with the result's line number.
+
+        Cheaper than building records, for passes over millions of results;
+        a malformed record surfaces as KeyError or TypeError in the caller.
+        ``stretch`` is (first byte, end byte or None, its first line number)
+        of results.jsonl; ``firsts`` the line of each case's first answer,
+        when other stretches are read elsewhere.
+        """
         seen: set[str] = set()
         results_path = self.run_dir / "results.jsonl"
         with open(self.suite_dir / "cases.jsonl", "rb") as cases:
-            for number, data in _json_lines(results_path):
-                result = _record(Result.from_dict, data, results_path, number)
-                if result.case_id in seen:
+            for number, result in _json_lines(results_path, *stretch):
+                case_id = _record(_case_id, result, results_path, number)
+                again = (
+                    case_id in seen
+                    if firsts is None
+                    else firsts.get(case_id, number) != number
+                )
+                if again:
                     logger.warning(
                         "%s:%d: case %s answered again; keeping the first answer",
                         results_path,
                         number,
-                        result.case_id,
+                        case_id,
                     )
                     continue
-                seen.add(result.case_id)
-                yield self._case(cases, result.case_id, number), result
+                if firsts is None:
+                    seen.add(case_id)
+                yield number, self._case(cases, case_id, number), result
 
-    def _case(self, cases: Any, case_id: str, number: int) -> Case:
+    def case(self, case_id: str) -> Case:
+        """One case of the suite, by id."""
+        with open(self.suite_dir / "cases.jsonl", "rb") as cases:
+            path = self.suite_dir / "cases.jsonl"
+            return _record(Case.from_dict, self._case(cases, case_id, 0), path, 0)
+
+    def _case(self, cases: Any, case_id: str, number: int) -> dict[str, Any]:
         offset = self.offsets.get(case_id)
         if offset is None:
             raise SuiteError(
@@ -99,8 +138,23 @@ class Run:
                 f"not in suite {self.suite_dir}; the run belongs to another suite"
             )
         cases.seek(offset)
-        data = json.loads(cases.readline())
-        return Case.from_dict(data)
+        case = json.loads(cases.readline())
+        if not isinstance(case, dict) or case.get("id") != case_id:
+            # Only possible if the quick id scan in _hash_and_index misread
+            # a hand-written line; never pair an answer with another case.
+            raise SuiteError(
+                f"{self.suite_dir / 'cases.jsonl'}: the line indexed for case "
+                f"{case_id} does not hold it; rewrite the suite's lines with "
+                "spotcheck"
+            )
+        return case
+
+
+def _case_id(result: dict[str, Any]) -> str:
+    case_id = result["case_id"]
+    if not isinstance(case_id, str):
+        raise TypeError(f"case_id={case_id!r} is not a string")
+    return case_id
 
 
 def load_run(run_dir: Path) -> Run:
@@ -164,26 +218,78 @@ def _run_meta(run_dir: Path) -> dict[str, Any]:
 
 
 def _hash_and_index(path: Path) -> tuple[str, dict[str, int]]:
-    """The file's sha256 and the offset of each case line, in one read."""
+    """The file's sha256 and the offset of each case line, in one read.
+
+    The hash is computed in a thread (hashlib releases the GIL on large
+    blocks) while this one finds the ids.
+    """
     digest = hashlib.sha256()
+    blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+
+    def hash_blocks() -> None:
+        while (block := blocks.get()) is not None:
+            digest.update(block)
+
+    hasher = threading.Thread(target=hash_blocks, daemon=True)
+    hasher.start()
     offsets: dict[str, int] = {}
-    offset = 0
-    with open(path, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            digest.update(line)
-            if line.strip():
-                # Only the id is needed here; the rest is parsed on demand.
-                try:
-                    offsets[json.loads(line)["id"]] = offset
-                except (ValueError, KeyError, TypeError):
-                    raise SuiteError(f"{path}:{number}: not a case line") from None
-            offset += len(line)
+    offset, number = 0, 0
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 24):
+                if not block.endswith(b"\n"):
+                    block += handle.readline()
+                blocks.put(block)
+                lines = block.split(b"\n")
+                if lines[-1] == b"":
+                    lines.pop()
+                for line in lines:
+                    number += 1
+                    if line.strip():
+                        case_id = _quick_id(line, b'"id":"')
+                        offsets[case_id or _parsed_id(line, path, number)] = offset
+                    offset += len(line) + 1
+    finally:
+        blocks.put(None)
+        hasher.join()
     return digest.hexdigest(), offsets
 
 
-def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+def _quick_id(line: bytes, key: bytes) -> str | None:
+    """The id of a compact JSON line without parsing it, or None if unsure.
+
+    In compact JSON ``"id":"`` can only be a key followed by its string
+    value (a quote inside a string is escaped). When it occurs exactly once
+    it is the top-level id; an escape in the value needs the real parser.
+    """
+    at = line.find(key)
+    if at < 0 or line.find(key, at + 1) >= 0:
+        return None
+    start = at + len(key)
+    end = line.find(b'"', start)
+    value = line[start:end]
+    if end < 0 or b"\\" in value:
+        return None
+    return value.decode("utf-8")
+
+
+def _parsed_id(line: bytes, path: Path, number: int) -> str:
+    try:
+        return json.loads(line)["id"]
+    except (ValueError, KeyError, TypeError):
+        raise SuiteError(f"{path}:{number}: not a case line") from None
+
+
+def _json_lines(
+    path: Path, start: int = 0, stop: int | None = None, first: int = 1
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        offset = start
+        for number, line in enumerate(handle, start=first):
+            if stop is not None and offset >= stop:
+                return
+            offset += len(line)
             if not line.strip():
                 continue
             try:
@@ -191,10 +297,101 @@ def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             except ValueError as exc:
                 # A run killed mid-write leaves a last line with no newline;
                 # the runner redoes that case on resume, the report skips it.
-                if not line.endswith("\n"):
+                if not line.endswith(b"\n"):
                     logger.warning("%s:%d: torn last line skipped", path, number)
                     return
                 raise SuiteError(f"{path}:{number}: not JSON: {exc}") from None
+
+
+# --- reading a run in parallel ---------------------------------------------------
+
+
+class Accumulator(Protocol):
+    def add(self, case: dict[str, Any], result: dict[str, Any]) -> None: ...
+
+
+A = TypeVar("A", bound=Accumulator)
+
+# What forked workers inherit: the run, the accumulator factory, the line
+# of each case's first answer. Set only while a scan runs.
+_SHARED: tuple[Run, Callable[[], Any], dict[str, int]] | None = None
+
+
+def scan_records(
+    run: Run, make: Callable[[], A], *, jobs: int = 1, min_bytes: int = 1 << 25
+) -> list[A]:
+    """Every (case, result) of the run, as read (``Run.records``), added to
+    accumulators from ``make``.
+
+    Returns one accumulator per stretch of results.jsonl, in file order; the
+    caller merges them. With ``jobs`` > 1 and a results file of at least
+    ``min_bytes``, stretches are read by that many forked processes (where
+    the platform can fork); otherwise by this one, as ``Run.pairs``.
+    """
+    global _SHARED
+    path = run.run_dir / "results.jsonl"
+    size = path.stat().st_size
+    can_fork = "fork" in multiprocessing.get_all_start_methods()
+    if jobs <= 1 or size < min_bytes or not can_fork:
+        return [_scan_stretch((0, None, 1), run, make, None)]
+
+    stretches, firsts = _stretches(path, jobs)
+    logger.info("scan %s: %d stretches in %d processes", path, len(stretches), jobs)
+    _SHARED = (run, make, firsts)
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            return list(pool.map(_scan_forked, stretches))
+    finally:
+        _SHARED = None
+
+
+def _scan_forked(stretch: tuple[int, int | None, int]) -> Any:
+    assert _SHARED is not None
+    return _scan_stretch(stretch, *_SHARED)
+
+
+def _scan_stretch(stretch, run: Run, make: Callable[[], A], firsts) -> A:
+    accumulator = make()
+    path = run.run_dir / "results.jsonl"
+    for number, case, result in run.records(stretch, firsts):
+        try:
+            accumulator.add(case, result)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SuiteError(
+                f"{path}:{number}: malformed record (or its case): {exc!r}"
+            ) from None
+    return accumulator
+
+
+def _stretches(
+    path: Path, jobs: int
+) -> tuple[list[tuple[int, int | None, int]], dict[str, int]]:
+    """``jobs`` stretches of whole lines, and the line of each case's first
+    answer (so a repeated answer is dropped whichever stretch holds it)."""
+    size = path.stat().st_size
+    cuts = [size * k // jobs for k in range(1, jobs)]
+    stretches: list[tuple[int, int | None, int]] = []
+    firsts: dict[str, int] = {}
+    start, first, offset, number = 0, 1, 0, 0
+    with open(path, "rb") as handle:
+        for line in handle:
+            number += 1
+            if cuts and offset >= cuts[0]:
+                stretches.append((start, offset, first))
+                start, first = offset, number
+                while cuts and offset >= cuts[0]:
+                    cuts.pop(0)
+            offset += len(line)
+            case_id = _quick_id(line, b'"case_id":"')
+            if case_id is None:
+                try:
+                    case_id = json.loads(line)["case_id"]
+                except (ValueError, KeyError, TypeError):
+                    continue  # the stretch's reader reports it, with its line
+            firsts.setdefault(case_id, number)
+    stretches.append((start, None, first))
+    return stretches, firsts
 
 
 def _record(build: Any, data: dict[str, Any], path: Path, number: int) -> Any:

@@ -25,11 +25,18 @@ it) and one ``SliceSearch`` per failure kind; this module does the work:
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from generator.stats import hypergeom_sf
 
-__all__ = ["MULTI_VALUED", "Settings", "Slice", "SliceSearch"]
+try:  # Counting pairs by columns needs numpy; without it, bitsets do it.
+    import numpy as np
+except ImportError:  # pragma: no cover - numpy comes with the model extra
+    np = None
+
+__all__ = ["MULTI_VALUED", "Settings", "Slice", "SliceSearch", "mask_of_rows"]
 
 # Keys a case can hold several values of at once (violated rules, mutation
 # operators); two values of any other key never meet in one case.
@@ -62,30 +69,58 @@ class Slice:
 class SliceSearch:
     """Slices for one failure kind, over the cases that kind can happen to.
 
-    ``masks`` holds one row bitset per feature, ``keys`` each feature's key,
-    ``order`` each feature's position in name order.
+    ``postings`` holds each feature's case rows (ascending), ``keys`` each
+    feature's key, ``order`` each feature's position in name order;
+    ``population`` and ``failed`` have one byte per row (1: in it). Bitsets
+    (Python ints over rows) are made only for the slices that need one.
     """
 
     def __init__(
         self,
-        masks: list[int],
+        postings: list[array],
         keys: list[str],
         order: list[int],
-        population: int,
-        failed: int,
+        population: bytearray,
+        failed: bytearray,
         settings: Settings,
     ) -> None:
         self.keys, self.settings = keys, settings
-        self.masks = [mask & population for mask in masks]
-        self.order = order
-        self.failed = failed & population
-        self.total = population.bit_count()
+        self.postings, self.order = postings, order
+        self.rows = len(population)
+        self.in_population = population
+        self.population = mask_of_rows(_set_rows(population), self.rows)
+        self.failed = mask_of_rows(
+            _set_rows(bytes(a & b for a, b in zip(population, failed, strict=True)))
+            if np is None
+            else np.flatnonzero(_np_bytes(population) & _np_bytes(failed)),
+            self.rows,
+        )
+        self.total = self.population.bit_count()
         self.marked = self.failed.bit_count()
         self.base = self.marked / self.total if self.total else 0.0
         self.tried = 0
         self.candidates: list[Slice] = []
         self.aliases: dict[int, list[tuple[int, ...]]] = {}
         self.synonyms: dict[int, list[int]] = {}
+        self._masks: dict[int, int] = {}
+        self._failed_np = None
+
+    def masks(self, number: int) -> int:
+        """The population's rows holding feature ``number``, as a bitset."""
+        mask = self._masks.get(number)
+        if mask is None:
+            mask = mask_of_rows(self._rows_of(number), self.rows) & self.population
+            self._masks[number] = mask
+        return mask
+
+    def _rows_of(self, number: int):
+        return self.postings[number] if np is None else _np_rows(self.postings[number])
+
+    def mask_of(self, features: tuple[int, ...]) -> int:
+        mask = self.masks(features[0])
+        for number in features[1:]:
+            mask &= self.masks(number)
+        return mask
 
     # --- try ----------------------------------------------------------------
 
@@ -97,72 +132,113 @@ class SliceSearch:
 
         # Features holding the very same cases are one slice under several
         # names; the first in name order speaks for the others.
-        singles: dict[int, Slice] = {}
-        for number in sorted(range(len(self.masks)), key=self.order.__getitem__):
-            mask = self.masks[number]
-            support = mask.bit_count()
+        numbers: list[int] = []
+        supports: list[int] = []
+        seen: dict[tuple[int, int], list[tuple[object, int]]] = {}
+        for number in sorted(range(len(self.postings)), key=self.order.__getitem__):
+            support, failures, rows = self._single_counts(number)
             if not cfg.min_support <= support < self.total:
                 continue
-            if mask in singles:
-                self.synonyms[singles[mask].features[0]].append(number)
+            same = seen.setdefault((support, hash(rows)), [])
+            first = next((f for r, f in same if r == rows), None)
+            if first is not None:
+                self.synonyms[first].append(number)
                 continue
-            singles[mask] = Slice((number,), mask, support, 0)
+            same.append((rows, number))
+            numbers.append(number)
+            supports.append(support)
             self.synonyms[number] = []
-            self._test((number,), mask, support)
-        self._conjunctions(list(singles.values()))
+            self._test((number,), support, failures)
+        del seen
+        self._conjunctions(numbers, supports)
 
         # Kept slices with the same rows are one slice; the rest are aliases.
-        first: dict[int, Slice] = {}
+        kept: dict[int, Slice] = {}
         for item in self.candidates:
-            if item.mask in first:
+            item.mask = self.mask_of(item.features)
+            if item.mask in kept:
                 self.aliases.setdefault(item.mask, []).append(item.features)
             else:
-                first[item.mask] = item
-        self.candidates = list(first.values())
+                kept[item.mask] = item
+        self.candidates = list(kept.values())
 
-    def _conjunctions(self, singles: list[Slice]) -> None:
+    def _single_counts(self, number: int) -> tuple[int, int, object]:
+        """Support and failures of one feature, and its rows as a hashable."""
+        if np is None:
+            mask = self.masks(number)
+            return mask.bit_count(), (mask & self.failed).bit_count(), mask
+        rows = _np_rows(self.postings[number])
+        rows = rows[_np_bytes(self.in_population)[rows].astype(bool)]
+        failures = int(self._failed_rows()[rows].sum())
+        return len(rows), failures, rows.tobytes()
+
+    def _failed_rows(self):
+        """The failed rows as one bool per row (numpy only)."""
+        if self._failed_np is None:
+            self._failed_np = _np_bits(self.failed, self.rows)
+        return self._failed_np
+
+    def _conjunctions(self, numbers: list[int], supports: list[int]) -> None:
         """Test each pair of singles, and each triple when asked for."""
         cfg = self.settings
-        grown: list[tuple[Slice, int]] = []
-        for i, a in enumerate(singles if cfg.max_conditions >= 2 else []):
-            for j in range(i + 1, len(singles)):
-                if pair := self._join(a, singles[j]):
-                    self._test(pair.features, pair.mask, pair.support)
-                    if cfg.max_conditions >= 3:
-                        grown.append((pair, j))
+        if cfg.max_conditions < 2:
+            return
+        # Pairs too small or too mild to report only count as tests; triples
+        # grow from every pair, so then all of them are listed.
+        everything = cfg.max_conditions >= 3
+        if np is None:
+            skipped, pairs = 0, _pairs_by_bitsets(self, numbers, supports)
+        else:
+            skipped, pairs = _pairs_by_columns(self, numbers, supports, everything)
+        self.tried += skipped
+        grown: list[tuple[tuple[int, int], int]] = []
+        for i, j, support, failures in pairs:
+            features = (numbers[i], numbers[j])
+            self._test(features, support, failures)
+            if everything:
+                grown.append((features, j))
         # Triples extend a pair with later singles only, so each is made once.
-        for pair, j in grown:
-            for single in singles[j + 1 :]:
-                if triple := self._join(pair, single):
-                    self._test(triple.features, triple.mask, triple.support)
+        for features, j in grown:
+            mask = self.mask_of(features)
+            pair_support = mask.bit_count()
+            for k in range(j + 1, len(numbers)):
+                if self._clash(features, numbers[k]):
+                    continue
+                triple = mask & self.masks(numbers[k])
+                support = triple.bit_count()
+                # The same rows as a part is no new slice, only a longer name.
+                if support < cfg.min_support or support in (pair_support, supports[k]):
+                    continue
+                failures = (triple & self.failed).bit_count()
+                self._test(features + (numbers[k],), support, failures)
 
-    def _join(self, a: Slice, b: Slice) -> Slice | None:
-        key = self.keys[b.features[0]]
-        if key not in MULTI_VALUED and any(self.keys[f] == key for f in a.features):
-            return None
-        mask = a.mask & b.mask
-        support = mask.bit_count()
-        # The same rows as a part is no new slice, only a longer name for it.
-        if support < self.settings.min_support or support in (a.support, b.support):
-            return None
-        return Slice(a.features + b.features, mask, support, 0)
+    def _clash(self, features: tuple[int, ...], number: int) -> bool:
+        """Whether adding ``number`` repeats a key that holds one value."""
+        key = self.keys[number]
+        return key not in MULTI_VALUED and any(self.keys[f] == key for f in features)
 
-    def _test(self, features: tuple[int, ...], mask: int, support: int) -> None:
+    def _test(self, features: tuple[int, ...], support: int, failures: int) -> None:
         self.tried += 1
-        failures = (mask & self.failed).bit_count()
         if not self._big(failures, support):
             return
         p = hypergeom_sf(failures, self.total, self.marked, support)
         # q >= p, so nothing above alpha can ever be a discovery: only the
-        # few that might are kept, with their bitsets.
+        # few that might are kept; their bitsets are made afterwards.
         if p <= self.settings.alpha:
-            self.candidates.append(Slice(features, mask, support, failures, p))
+            self.candidates.append(Slice(features, 0, support, failures, p))
 
     def _big(self, failures: int, support: int) -> bool:
         cfg = self.settings
         return (
             failures >= cfg.min_failures
             and failures >= cfg.min_lift * self.base * support
+        )
+
+    def big(self, failures, support):
+        """``_big`` over arrays of counts (same float arithmetic)."""
+        cfg = self.settings
+        return (failures >= cfg.min_failures) & (
+            failures >= cfg.min_lift * self.base * support
         )
 
     # --- prune --------------------------------------------------------------
@@ -212,9 +288,7 @@ class SliceSearch:
         weakest = 0.0
         for i in range(len(item.features) if len(item.features) > 1 else 0):
             part = item.features[:i] + item.features[i + 1 :]
-            mask = self.masks[part[0]]
-            for number in part[1:]:
-                mask &= self.masks[number]
+            mask = self.mask_of(part)
             outer = Slice(
                 part, mask, mask.bit_count(), (mask & self.failed).bit_count()
             )
@@ -251,3 +325,137 @@ class SliceSearch:
 def _inside(inner: int, outer: int) -> bool:
     """Whether the first set of rows is a strict subset of the second."""
     return inner != outer and inner & ~outer == 0
+
+
+# --- counting pairs -------------------------------------------------------------
+
+
+def _pairs_by_bitsets(
+    search: SliceSearch, numbers: list[int], supports: list[int]
+) -> Iterator[tuple[int, int, int, int]]:
+    """(i, j, support, failures) of each pair of singles worth a test, in
+    order: one AND of two bitsets a pair, for runs too small to care."""
+    min_support = search.settings.min_support
+    for i, a in enumerate(numbers):
+        mask_a = search.masks(a)
+        for j in range(i + 1, len(numbers)):
+            if search._clash((a,), numbers[j]):
+                continue
+            mask = mask_a & search.masks(numbers[j])
+            support = mask.bit_count()
+            # The same rows as a part is no new slice, only a longer name.
+            if support < min_support or support in (supports[i], supports[j]):
+                continue
+            yield i, j, support, (mask & search.failed).bit_count()
+
+
+def _pairs_by_columns(
+    search: SliceSearch, numbers: list[int], supports: list[int], everything: bool
+) -> tuple[int, list[tuple[int, int, int, int]]]:
+    """The pairs of ``_pairs_by_bitsets``, counted by contingency tables.
+
+    Returns how many pairs count as tests but cannot be reported (too few
+    failures, too mild), and the others in order; with ``everything``, all.
+
+    With F singles a pair at a time costs F^2/2 ANDs of n-bit sets, which at
+    a million cases and a thousand features is minutes. The values of one
+    key split the cases, so one ``bincount`` of two keys' value codes counts
+    every pair of their values at once: the cost is keys^2 * n instead.
+    A multi-valued feature (a rule, an operator) is a key of its own with
+    one value, and is counted over only the rows that hold it.
+    """
+    in_population = _np_bytes(search.in_population).astype(bool)
+    failed = search._failed_rows()
+
+    # Groups: one per single-valued key, one per multi-valued feature; each
+    # gets a code per row (0: none of its singles, else 1 + its index in the
+    # group) and the population rows it covers.
+    members: dict[str, list[int]] = {}
+    for position, number in enumerate(numbers):
+        key = search.keys[number]
+        group = f"{key}\0{number}" if key in MULTI_VALUED else key
+        members.setdefault(group, []).append(position)
+    groups = []
+    for positions in members.values():
+        dtype = np.uint8 if len(positions) < 255 else np.int32
+        codes = np.zeros(search.rows, dtype=dtype)
+        for code, position in enumerate(positions, start=1):
+            codes[_np_rows(search.postings[numbers[position]])] = code
+        covered = np.flatnonzero((codes > 0) & in_population)
+        groups.append((np.asarray(positions), codes, covered))
+    groups.sort(key=lambda g: len(g[2]))
+
+    part = np.asarray(supports, dtype=np.int64)
+    skipped, found = 0, []
+    for g, (positions_g, codes_g, covered) in enumerate(groups):
+        # Counted over the smaller group's rows: the other group's codes
+        # there, by this group's code.
+        local = codes_g[covered].astype(np.int64) - 1
+        local_failed = failed[covered]
+        for positions_h, codes_h, _ in groups[g + 1 :]:
+            width = len(positions_h) + 1
+            support, fails = _table(local, codes_h[covered], local_failed, width,
+                                    len(positions_g))  # fmt: skip
+            valid = (
+                (support >= search.settings.min_support)
+                & (support != part[positions_g][:, None])
+                & (support != part[positions_h][None, :])
+            )
+            wanted = valid if everything else valid & search.big(fails, support)
+            skipped += int(valid.sum()) - int(wanted.sum())
+            for r, c in zip(*np.nonzero(wanted), strict=True):
+                i, j = sorted((int(positions_g[r]), int(positions_h[c])))
+                found.append((i, j, int(support[r, c]), int(fails[r, c])))
+    found.sort()
+    return skipped, found
+
+
+def _table(local, other, local_failed, width: int, height: int):
+    """Support and failures by (this group's index, other group's index)."""
+    cells = local * width + other
+    size = height * width
+    if size <= 1 << 22:
+        support = np.bincount(cells, minlength=size)
+        fails = np.bincount(cells[local_failed], minlength=size)
+    else:
+        # Two keys with thousands of values each: count the cells present.
+        support = np.zeros(size, dtype=np.int64)
+        fails = np.zeros(size, dtype=np.int64)
+        values, counts = np.unique(cells, return_counts=True)
+        support[values] = counts
+        values, counts = np.unique(cells[local_failed], return_counts=True)
+        fails[values] = counts
+    return support.reshape(height, width)[:, 1:], fails.reshape(height, width)[:, 1:]
+
+
+def mask_of_rows(rows, size: int) -> int:
+    """A bitset (bit r set for each row r) from row numbers."""
+    if np is not None and not isinstance(rows, array | list | bytes):
+        bits = np.zeros(size, dtype=bool)
+        bits[rows] = True
+        return int.from_bytes(np.packbits(bits, bitorder="little").tobytes(), "little")
+    bits = bytearray((size + 7) // 8)
+    for row in rows:
+        bits[row >> 3] |= 1 << (row & 7)
+    return int.from_bytes(bits, "little")
+
+
+def _set_rows(flags: bytes | bytearray):
+    """The rows whose flag byte is 1."""
+    if np is not None:
+        return np.flatnonzero(_np_bytes(flags))
+    return [r for r, flag in enumerate(flags) if flag]
+
+
+def _np_bytes(flags: bytes | bytearray):
+    return np.frombuffer(flags, dtype=np.uint8)
+
+
+def _np_rows(rows: array):
+    return np.frombuffer(rows, dtype=np.int32) if len(rows) else np.zeros(0, np.int32)
+
+
+def _np_bits(mask: int, size: int):
+    """A bitset as one bool per row."""
+    data = np.frombuffer(mask.to_bytes((size + 7) // 8, "little"), dtype=np.uint8)
+    return np.unpackbits(data, bitorder="little")[:size].astype(bool)

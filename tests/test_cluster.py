@@ -248,3 +248,58 @@ def test_leads_never_repeat_a_cluster() -> None:
     clusters, leads = find_slices(planted_run(0))
     assert clusters
     assert not {c.conditions for c in clusters} & {c.conditions for c in leads}
+
+
+@pytest.mark.parametrize("max_conditions", [2, 3])
+def test_counting_pairs_by_tables_matches_counting_by_bitsets(
+    monkeypatch: pytest.MonkeyPatch, max_conditions: int
+) -> None:
+    # Large runs count pairs with numpy contingency tables; without numpy,
+    # bitsets do it. Same slices, same numbers, same order.
+    import generator.cluster as cluster_module
+    import generator.slicing as slicing_module
+
+    if slicing_module.np is None:
+        pytest.skip("numpy is not installed: only the bitset path exists")
+    pairs = planted_run(4) + mixed_run(5)
+    with_tables = find_slices(pairs, max_conditions=max_conditions, alpha=0.2)
+    monkeypatch.setattr(slicing_module, "np", None)
+    monkeypatch.setattr(cluster_module, "np", None)
+    with_bitsets = find_slices(pairs, max_conditions=max_conditions, alpha=0.2)
+
+    assert with_tables[0], "the comparison needs clusters to compare"
+    assert [[c.to_dict() for c in part] for part in with_tables] == [
+        [c.to_dict() for c in part] for part in with_bitsets
+    ]
+
+
+def mixed_run(seed: int, n: int = 300) -> list[Pair]:
+    """Ints, booleans and floats that compare equal, a tag missing on some
+    cases, rules and operators that combine, and unparseable answers."""
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(n):
+        tags = {"b": rng.choice([True, 1, 0, False]), "f": rng.choice([1.0, 2])}
+        if rng.random() < 0.4:
+            tags["opt"] = rng.choice("mn")
+        rules = rng.sample(["r1", "r2", "r3"], rng.randint(0, 2))
+        ops = tuple(rng.sample(["o1", "o2", "o3"], rng.randint(0, 2)))
+        case = make_case(1000 + i, tags=tags, rules=rules, verdict="safe",
+                         config="x" * rng.randint(1, 30))  # fmt: skip
+        case = replace(case, origin=Origin("mutation", operators=ops))
+        bad = tags["b"] is True or ("r2" in rules and "o1" in ops)
+        said: str | None = case.truth.verdict
+        if rng.random() < (0.7 if bad else 0.08):
+            said = "safe" if said == "unsafe" else "unsafe"
+        if rng.random() < 0.03:
+            said = None
+        pairs.append((case, answer(case, said)))
+    return pairs
+
+
+def test_true_and_1_are_different_features() -> None:
+    clusters = find_clusters(mixed_run(5), alpha=0.2)
+    names = {c.name for c in clusters} | {n for c in clusters for n in map(
+        lambda e: " & ".join(f"{k}={v}" for k, v in e), c.equivalent)}  # fmt: skip
+    assert any("b=true" in name for name in names)
+    assert not any("b=1" in name for name in names)

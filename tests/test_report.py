@@ -330,3 +330,42 @@ def test_runs_of_different_tasks_are_not_compared(tmp_path: Path) -> None:
     (delta,) = build_report([first, second])["comparison"]
     assert delta["not_comparable"] == "different task"
     assert "accuracy" not in delta
+
+
+def test_report_read_by_several_processes_equals_the_serial_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import functools
+
+    import generator.report as report_module
+    from generator.rundata import scan_records
+
+    rng = random.Random(9)
+    cases, results = [], []
+    for i in range(300):
+        hostpath = rng.random() < 0.4
+        rules = ["restrictedVolumes"] if hostpath else ["runAsNonRoot"]
+        case = make_case(i, tags={"has_hostpath": hostpath}, rules=rules,
+                         family=rng.choice(["pod", "job"]))  # fmt: skip
+        cases.append(case)
+        results.append(
+            answer(
+                case, "safe" if rng.random() < (0.8 if hostpath else 0.05) else "unsafe"
+            )
+        )
+    # A resumed run repeated a case near the end: the first answer stands,
+    # even when the two answers land in different processes' stretches.
+    results.append(
+        answer(cases[3], "unsafe" if results[3].answer == "safe" else "safe")
+    )
+    suite = write_suite(tmp_path / "suite", cases)
+    run_dir = write_run(tmp_path / "run", suite, results)
+
+    serial = build_report([run_dir], jobs=1)
+    monkeypatch.setattr(
+        report_module, "scan_records", functools.partial(scan_records, min_bytes=0)
+    )
+    parallel = build_report([run_dir], jobs=3)
+
+    assert parallel == serial
+    assert serial["runs"][0]["cases"] == 300 and serial["runs"][0]["clusters"]
