@@ -413,6 +413,8 @@ def _run_run(args: argparse.Namespace) -> int:
 
 
 def _add_report(commands) -> None:
+    from generator.minimize import DEFAULT_MAX_CALLS
+
     sub = _command(
         commands,
         "report",
@@ -420,13 +422,26 @@ def _add_report(commands) -> None:
         """\
         The headline is the missed-unsafe rate: unsafe configs the model called
         safe. Clusters are combinations of case tags whose failure rate is well
-        above the run's, with support, rate, interval and an example case id;
-        leads are slices that do not survive the multiple-testing correction.
-        With several RUN_DIRs, each run is reported and the later ones are
-        compared with the first (rates before and after).
+        above the run's, with support, rate, interval and an example case id,
+        missed-unsafe clusters first, then by lift; leads are slices that do
+        not survive the multiple-testing correction.
 
-        example:
+        --compare OTHER_RUN compares each RUN_DIR with the baseline OTHER_RUN:
+        rates, per-family failure rates (changes with Newcombe's 95% interval)
+        and new, fixed and persisting clusters. Runs on different suites or
+        templates are refused unless --allow-different. With several RUN_DIRs
+        and no --compare, the later runs are compared with the first.
+
+        --minimize shrinks each cluster's smallest failing case while the
+        oracle's verdict, the cluster's conditions and the model's failure all
+        hold, asking the model again (the run's template and scoring rule;
+        verdict runs only). Answers are cached in RUN_DIR/minimize-cache.jsonl,
+        so a second --minimize asks the model nothing new.
+
+        examples:
           spotcheck report run/ --json > report.json
+          spotcheck report run-new/ --compare run-old/ --html diff.html
+          spotcheck report run/ --minimize --max-calls 40
         """,
     )
     sub.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
@@ -445,13 +460,57 @@ def _add_report(commands) -> None:
         metavar="N",
         help="processes reading a large run (default: one per CPU)",
     )
+    sub.add_argument(
+        "--compare",
+        type=Path,
+        metavar="OTHER_RUN",
+        help="the baseline run to compare each RUN_DIR with (before = OTHER_RUN)",
+    )
+    sub.add_argument(
+        "--allow-different",
+        action="store_true",
+        help="compare runs even when their suites or prompt templates differ "
+        "(the changes then mix the model with its inputs); runs of different "
+        "tasks are never compared",
+    )
+    sub.add_argument(
+        "--minimize",
+        action="store_true",
+        help="shrink each cluster's failing case to a minimal example, asking "
+        "the model again (see above)",
+    )
+    sub.add_argument(
+        "--model",
+        metavar="M",
+        help="the model --minimize asks: 'demo' or a local path (default: the "
+        "run's own, from run.json)",
+    )
+    sub.add_argument(
+        "--max-calls",
+        type=_positive_int,
+        default=DEFAULT_MAX_CALLS,
+        metavar="N",
+        help="model calls --minimize may make per cluster, answers from the "
+        "cache included (default: %(default)s)",
+    )
     sub.set_defaults(handler=_run_report)
 
 
 def _run_report(args: argparse.Namespace) -> int:
     from generator.report import build_report, format_report
 
-    report = build_report(list(args.run_dirs), jobs=args.jobs)
+    if args.model and not args.minimize:
+        raise InvalidArgument("--model only applies with --minimize")
+    minimize = None
+    if args.minimize:
+        minimize = _minimizer(args.model, args.max_calls)
+    report = build_report(
+        list(args.run_dirs),
+        jobs=args.jobs,
+        compare=args.compare,
+        allow_different=args.allow_different,
+        minimize=minimize,
+    )
     if args.html:
         from generator.report_html import render_html
 
@@ -461,6 +520,24 @@ def _run_report(args: argparse.Namespace) -> int:
     else:
         print(format_report(report))
     return EXIT_OK
+
+
+def _minimizer(model: str | None, max_calls: int):
+    """``build_report``'s minimize hook: each run with its own model unless
+    ``model`` names one."""
+    from generator.minimize import minimize_report, model_judge
+
+    def minimize(run, report) -> None:
+        spec = model or str(run.meta.get("model_arg") or run.model)
+        judge = model_judge(run, spec)
+        minimize_report(run, report, judge, max_calls=max_calls)
+        print(
+            f"minimize {run.run_dir}: {judge.misses} model calls "
+            f"({judge.hits} answered from the cache)",
+            file=sys.stderr,
+        )
+
+    return minimize
 
 
 # --- gate -------------------------------------------------------------------

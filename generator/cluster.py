@@ -50,10 +50,12 @@ __all__ = [
     "CaseRows",
     "Cluster",
     "case_features",
+    "effect_order",
     "find_clusters",
     "find_slices",
     "format_conditions",
     "search_rows",
+    "slice_counts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -254,6 +256,37 @@ def _shifted(rows: array, offset: int) -> array:
 _NUMBERS = (bool, int, float)
 
 
+def slice_counts(
+    rows: CaseRows, kind: str, conditions: Iterable[Feature]
+) -> tuple[int, int]:
+    """(support, failures of ``kind``) of a slice in a run's rows.
+
+    Counted over the kind's population, as the search counts; a condition
+    no case of the run has gives (0, 0). For comparing runs: a cluster of
+    one run, counted in another.
+    """
+    members: set[int] | None = None
+    for key, value in conditions:
+        if key in _DERIVED:
+            name: tuple = ("", key, value)
+        elif isinstance(value, str):
+            name = (key, value)
+        else:
+            name = (key, type(value), value)
+        number = rows.index.get(name)
+        if number is None:
+            return 0, 0
+        found = set(rows.postings[number])
+        members = found if members is None else members & found
+    wanted = _POPULATION.get(kind)
+    support = failures = 0
+    for row in members if members is not None else range(len(rows)):
+        if wanted is None or rows.verdicts[row] == wanted:
+            support += 1
+            failures += rows.failures[row] == kind
+    return support, failures
+
+
 def find_clusters(
     pairs: Iterable[tuple[Case, Result]], **options: object
 ) -> list[Cluster]:
@@ -279,7 +312,9 @@ def find_slices(
 
     ``pairs`` is each case with its result, as ``Run.pairs()`` streams them.
     ``alpha`` is the false discovery rate over every slice tried for every
-    kind. Within a kind, clusters come strongest evidence first.
+    kind. Clusters are listed by ``effect_order``: most harmful kind first,
+    then largest lift; evidence decides only which slices are clusters (and,
+    past ``max_clusters``, which are kept).
 
     Leads are distinct slices whose own p-value is under ``alpha`` but which
     do not survive the correction: on a small run, where to look next with
@@ -377,7 +412,21 @@ def search_rows(
         if q <= alpha:
             item.q_value = q
             clusters.append(_cluster(rows, kind, searches[kind], item))
+    clusters.sort(key=effect_order)
     return clusters, _leads(rows, searches, clusters, alpha, max_leads)
+
+
+def effect_order(cluster: Cluster) -> tuple:
+    """How clusters are listed: the most harmful kind first, then the largest
+    effect (lift, ties by failure rate, then by support), then the name.
+
+    Evidence decided which slices are clusters at all; a reader fixing the
+    model wants the sharpest problem first, and a slice with a tiny p-value
+    can be a broad, mild one.
+    """
+    rank = KIND_ORDER.index(cluster.kind) if cluster.kind in KIND_ORDER else 99
+    effect = (-round(cluster.lift, 9), -cluster.failure_rate, -cluster.support)
+    return (rank, cluster.kind, *effect, cluster.name)
 
 
 def _leads(rows, searches, clusters, alpha, limit) -> list[Cluster]:
@@ -388,8 +437,9 @@ def _leads(rows, searches, clusters, alpha, limit) -> list[Cluster]:
             lead = _cluster(rows, kind, search, item)
             if (kind, lead.conditions) not in found:
                 leads.append(lead)
+    # The strongest leads are kept, then listed as clusters are.
     leads.sort(key=lambda c: (c.p_value, c.kind, c.name))
-    return leads[:limit]
+    return sorted(leads[:limit], key=effect_order)
 
 
 def _flags(values: list, wanted: object) -> bytearray:

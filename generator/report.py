@@ -20,16 +20,17 @@ import inspect
 import logging
 import os
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from generator.cluster import CaseRows, find_slices, search_rows
+from generator.cluster import CaseRows, find_slices, search_rows, slice_counts
 from generator.errors import InvalidArgument
 from generator.records import RELATIONS
 from generator.rundata import Run, load_run, scan_records
-from generator.stats import wilson_interval
+from generator.stats import newcombe_interval, wilson_interval
 
-__all__ = ["REPORT_VERSION", "build_report", "format_report", "rate"]
+__all__ = ["REPORT_VERSION", "build_report", "compare_runs", "format_report", "rate"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,11 @@ logger = logging.getLogger(__name__)
 # 2: each run has "consistency" (None on a suite without siblings).
 # 3: each cluster and lead has "example" (the smallest failing case, with its
 #    config) and "minimal_example" (None until a shrinker fills it in).
-REPORT_VERSION = 3
+# 4: "comparison" entries hold "rates", "per_family" and "clusters" (new,
+#    fixed, persisting) with Newcombe intervals; "baseline" with --compare;
+#    each run has "templates"; clusters are listed by effect within a kind;
+#    "minimal_example" is filled by ``report --minimize``.
+REPORT_VERSION = 4
 
 ANSWERS = ("unsafe", "safe", "unparseable")
 
@@ -147,9 +152,12 @@ def build_report(
     *,
     jobs: int | None = None,
     clusters: bool = True,
+    compare: Path | None = None,
+    allow_different: bool = False,
+    minimize: Callable[[Run, dict[str, Any]], None] | None = None,
     **cluster_options: Any,
 ) -> dict[str, Any]:
-    """The report on each run, plus headline deltas when there are several.
+    """The report on each run, plus a comparison when there are several.
 
     Raises ``SuiteError`` for a run whose suite changed since it was made.
     ``cluster_options`` go to ``find_clusters`` (``min_support``, ``alpha``...).
@@ -157,15 +165,49 @@ def build_report(
     is the same for any number. ``clusters=False`` skips the cluster search
     (``clusters`` and ``leads`` are then empty), for callers such as the gate
     that need only the rates.
+
+    ``compare`` names a baseline run: each run is compared with it (its own
+    report is not included, only a summary under ``baseline``). Without it,
+    several runs are each compared with the first. Runs on different suites
+    or templates are refused with ``InvalidArgument`` unless
+    ``allow_different``; runs of different tasks are never compared.
+    ``minimize`` is called with each run and its report dict after the
+    cluster search (``generator.minimize`` fills ``minimal_example``).
     """
     if not run_dirs:
         raise InvalidArgument("run_dirs is empty: name at least one run directory")
     jobs = jobs or os.cpu_count() or 1
-    runs = [_run_report(Path(d), cluster_options, jobs, clusters) for d in run_dirs]
-    report: dict[str, Any] = {"report_version": REPORT_VERSION, "runs": runs}
-    if len(runs) > 1:
-        report["comparison"] = [_delta(runs[0], other) for other in runs[1:]]
+    comparing = compare is not None or len(run_dirs) > 1
+    runs = []
+    for run_dir in run_dirs:
+        run, made, rows = _run_report(
+            Path(run_dir), cluster_options, jobs, clusters, keep_rows=comparing
+        )
+        if minimize is not None:
+            minimize(run, made)
+        runs.append((made, rows))
+    report: dict[str, Any] = {"report_version": REPORT_VERSION, "runs": []}
+    report["runs"] = [made for made, _ in runs]
+    if compare is not None:
+        _, base, base_rows = _run_report(
+            Path(compare), cluster_options, jobs, clusters, keep_rows=True
+        )
+        report["baseline"] = {key: base[key] for key in _BASELINE_KEYS}
+        pairs = [((base, base_rows), other) for other in runs]
+    else:
+        pairs = [(runs[0], other) for other in runs[1:]]
+    if pairs:
+        report["comparison"] = [
+            compare_runs(*before, *after, allow_different=allow_different)
+            for before, after in pairs
+        ]
     return report
+
+
+# What a report says of a baseline run it does not report in full.
+_BASELINE_KEYS = (
+    "run", "suite", "suite_sha256", "model", "task", "template", "status", "cases",
+)  # fmt: skip
 
 
 def _cluster_settings(options: dict[str, Any]) -> dict[str, Any]:
@@ -184,8 +226,15 @@ def _cluster_settings(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_report(
-    run_dir: Path, cluster_options: dict[str, Any], jobs: int, with_clusters: bool
-) -> dict[str, Any]:
+    run_dir: Path,
+    cluster_options: dict[str, Any],
+    jobs: int,
+    with_clusters: bool,
+    *,
+    keep_rows: bool = False,
+) -> tuple[Run, dict[str, Any], CaseRows | None]:
+    """The run, its report dict, and (``keep_rows``) its cluster rows, which a
+    comparison needs to count another run's slices in this one."""
     settings = _cluster_settings(cluster_options)
     run = load_run(run_dir)
     parts = scan_records(run, _Part if with_clusters else _Counts, jobs=jobs)
@@ -202,13 +251,15 @@ def _run_report(
     # The headline is the failure that lets an unsafe config through: a
     # verdict of safe, or a repair that is not a safe config at all.
     headline = "repair_not_safe" if run.task == "repair" else "missed_unsafe"
-    return {
+    report = {
         "run": str(run_dir),
         "suite": str(run.suite_dir),
         "suite_sha256": run.meta["suite_sha256"],
         "model": run.model,
         "task": run.task,
         "template": run.template,
+        # Per domain, as run.json has it (None for runs that record one).
+        "templates": run.meta.get("templates"),
         # "running" when the run was stopped before it finished: its rates
         # cover only the cases answered so far.
         "status": run.meta.get("status", "finished"),
@@ -225,6 +276,7 @@ def _run_report(
         "clusters": [_with_example(run, c.to_dict()) for c in clusters],
         "leads": [_with_example(run, c.to_dict()) for c in leads],
     }
+    return run, report, rows if keep_rows and with_clusters else None
 
 
 def _with_example(run: Run, cluster: dict[str, Any]) -> dict[str, Any]:
@@ -348,21 +400,174 @@ def _breakdown(
     return rows
 
 
-def _delta(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
-    """How a later run moved the rates both runs have, against the first run."""
+def compare_runs(
+    base: dict[str, Any],
+    base_rows: CaseRows | None,
+    other: dict[str, Any],
+    other_rows: CaseRows | None,
+    *,
+    allow_different: bool = False,
+) -> dict[str, Any]:
+    """How ``other`` moved against ``base``: rates, families and clusters.
+
+    Every change is after minus before with Newcombe's 95% interval. Clusters
+    are matched by failure kind and conditions (any spelling of one equal to
+    any spelling of the other): ``new`` are clusters of ``other`` only,
+    ``fixed`` of ``base`` only, ``persisting`` of both. A cluster of one run
+    is counted in the other run's cases when its rows are given, so a fixed
+    cluster still shows how often its slice fails now.
+    """
     delta: dict[str, Any] = {"run": other["run"], "against": base["run"]}
-    # Rates of different tasks or suites measure different things.
-    for key in ("task", "suite_sha256"):
-        if base[key] != other[key]:
-            delta["not_comparable"] = f"different {key.removesuffix('_sha256')}"
-            return delta
-    for metric, before in base["rates"].items():
-        if metric not in other["rates"]:
-            continue
-        b, a = before["value"], other["rates"][metric]["value"]
-        change = None if b is None or a is None else round(a - b, 4)
-        delta[metric] = {"before": b, "after": a, "change": change}
+    # Rates of different tasks measure different things: never compared.
+    if base["task"] != other["task"]:
+        delta["not_comparable"] = "different task"
+        return delta
+    differences = [
+        what
+        for what, differs in (
+            ("suite", base["suite_sha256"] != other["suite_sha256"]),
+            ("template", _templates(base) != _templates(other)),
+        )
+        if differs
+    ]
+    if differences and not allow_different:
+        raise InvalidArgument(
+            f"refusing to compare {other['run']} with {base['run']}: different "
+            f"{' and '.join(differences)} ({_what_differs(base, other, differences)})"
+            "; their rates measure different inputs or prompts. Pass "
+            "--allow-different (allow_different=True) to compare anyway"
+        )
+    delta["differences"] = differences
+    delta["models"] = {"before": base["model"], "after": other["model"]}
+
+    delta["rates"] = {
+        metric: _change(before, other["rates"][metric])
+        for metric, before in base["rates"].items()
+        if metric in other["rates"]
+    }
+    delta["per_family"] = _family_changes(base, other)
+    delta["clusters"] = _cluster_changes(base, base_rows, other, other_rows)
     return delta
+
+
+def _templates(run: dict[str, Any]) -> Any:
+    return run.get("templates") or run["template"]
+
+
+def _what_differs(
+    base: dict[str, Any], other: dict[str, Any], differences: list[str]
+) -> str:
+    said = []
+    if "suite" in differences:
+        said.append(
+            f"suite sha256 {base['suite_sha256'][:12]} vs {other['suite_sha256'][:12]}"
+        )
+    if "template" in differences:
+        said.append(f"templates {_templates(base)} vs {_templates(other)}")
+    return "; ".join(said)
+
+
+def _side(count: int, of: int) -> dict[str, Any]:
+    return {"value": round(count / of, 4) if of else None, "count": count, "of": of}
+
+
+def _change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Two rates (dicts with count and of) and the change with its interval."""
+    b, a = _side(before["count"], before["of"]), _side(after["count"], after["of"])
+    interval = newcombe_interval((b["count"], b["of"]), (a["count"], a["of"]))
+    change = None
+    if b["value"] is not None and a["value"] is not None:
+        change = round(a["count"] / a["of"] - b["count"] / b["of"], 4)
+    return {
+        "before": b,
+        "after": a,
+        "change": change,
+        "interval": None if interval is None else [round(v, 4) for v in interval],
+    }
+
+
+def _family_changes(base: dict[str, Any], other: dict[str, Any]) -> list[dict]:
+    """Each family's failure rates before and after (families of either run)."""
+    metrics = [m for m in base["rates"] if m not in ("accuracy", "unparseable")]
+    befores = {r["family"]: r for r in base["per_family"]}
+    afters = {r["family"]: r for r in other["per_family"]}
+    empty = {"count": 0, "of": 0}
+    rows = []
+    for family in sorted(befores.keys() | afters.keys()):
+        for metric in metrics:
+            before = befores.get(family, {}).get(metric, empty)
+            after = afters.get(family, {}).get(metric, empty)
+            if before["of"] or after["of"]:
+                rows.append({"family": family, "metric": metric,
+                             **_change(before, after)})  # fmt: skip
+    return rows
+
+
+def _spellings(cluster: dict[str, Any]) -> set[frozenset[str]]:
+    """Every name of a cluster's slice, each as its set of conditions."""
+    names = [cluster["slice"], *cluster.get("equivalent", ())]
+    return {frozenset(name.split(" & ")) for name in names}
+
+
+def _matching(cluster: dict[str, Any], others: list[dict[str, Any]]) -> dict | None:
+    names = _spellings(cluster)
+    for other in others:
+        if other["kind"] == cluster["kind"] and names & _spellings(other):
+            return other
+    return None
+
+
+def _cluster_changes(
+    base: dict[str, Any],
+    base_rows: CaseRows | None,
+    other: dict[str, Any],
+    other_rows: CaseRows | None,
+) -> dict[str, list[dict[str, Any]]]:
+    """New, fixed and persisting clusters, each with its failure rate on both
+    sides where it can be counted."""
+
+    def counts(cluster: dict[str, Any], rows: CaseRows | None) -> dict | None:
+        if rows is None:
+            return None
+        conditions = [(c["key"], c["value"]) for c in cluster["conditions"]]
+        support, failures = slice_counts(rows, cluster["kind"], conditions)
+        return {"count": failures, "of": support}
+
+    def entry(cluster, before, after, status_key, status) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "kind": cluster["kind"],
+            "slice": cluster["slice"],
+            "conditions": cluster["conditions"],
+        }
+        if before is not None and after is not None:
+            item.update(_change(before, after))
+        else:
+            item.update(before=before, after=after, change=None, interval=None)
+        if status_key:
+            item[status_key] = status
+        return item
+
+    def own(cluster: dict[str, Any]) -> dict[str, int]:
+        return {"count": cluster["failures"], "of": cluster["support"]}
+
+    def standing(cluster: dict[str, Any], run: dict[str, Any]) -> str:
+        return "lead" if _matching(cluster, run["leads"]) else "none"
+
+    out: dict[str, list[dict[str, Any]]] = {"new": [], "fixed": [], "persisting": []}
+    for cluster in other["clusters"]:
+        match = _matching(cluster, base["clusters"])
+        if match is None:
+            before = counts(cluster, base_rows)
+            out["new"].append(entry(cluster, before, own(cluster), "was",
+                                    standing(cluster, base)))  # fmt: skip
+        else:
+            out["persisting"].append(entry(cluster, own(match), own(cluster), "", ""))
+    for cluster in base["clusters"]:
+        if _matching(cluster, other["clusters"]) is None:
+            after = counts(cluster, other_rows)
+            out["fixed"].append(entry(cluster, own(cluster), after, "now",
+                                      standing(cluster, other)))  # fmt: skip
+    return out
 
 
 # --- Markdown -----------------------------------------------------------------
@@ -479,7 +684,37 @@ def _format_run(run: dict[str, Any]) -> str:
             "",
         ]
         out += _slice_table(run["leads"], with_q=True)
+    out += _format_minimal(run)
     return "\n".join(out)
+
+
+def _format_minimal(run: dict[str, Any]) -> list[str]:
+    """Each cluster's and lead's minimal example, when ``--minimize`` ran."""
+    out: list[str] = []
+    for label, items in (("Cluster", run["clusters"]), ("Lead", run["leads"])):
+        for i, c in enumerate(items, start=1):
+            minimal = c.get("minimal_example")
+            if not minimal and not c.get("minimal_example_note"):
+                continue
+            out += ["", f"### Minimal example: {label.lower()} {i} `{c['slice']}`", ""]
+            if not minimal:
+                out.append(f"Not shrunk: {c['minimal_example_note']}.")
+                continue
+            out.append(
+                f"Shrunk from `{minimal['case_id']}` in {minimal['model_calls']} "
+                f"model calls; held: {', '.join(minimal['checked']) or 'verdict'}"
+                + (
+                    f"; not checkable: {', '.join(minimal['unchecked'])}"
+                    if minimal["unchecked"]
+                    else ""
+                )  # fmt: skip
+            )
+            out += ["", "```", minimal["config"].rstrip("\n"), "```"]
+            passing = minimal.get("nearest_passing")
+            if passing:
+                out.append(f"Nearest passing case: `{passing['case_id']}` "
+                           f"({passing['distance']} lines differ).")  # fmt: skip
+    return out
 
 
 _RELATION_LABELS = {
@@ -545,18 +780,72 @@ def _slice_cell(cluster: dict[str, Any]) -> str:
 
 
 def _format_comparison(deltas: list[dict[str, Any]]) -> str:
-    out = ["# Comparison", ""]
-    rows = []
+    out = ["# Comparison"]
     for d in deltas:
+        out += ["", f"## {d['run']} against {d['against']}", ""]
         if "not_comparable" in d:
-            rows.append([d["run"], f"not compared: {d['not_comparable']}", "", "", ""])
+            out.append(f"Not compared: {d['not_comparable']}.")
             continue
-        for metric, m in d.items():
-            if metric in ("run", "against"):
-                continue
-            change = "n/a" if m["change"] is None else f"{100 * m['change']:+.1f} pts"
-            rows.append(
-                [d["run"], _LABELS[metric], _pct(m["before"]), _pct(m["after"]), change]
+        models = d["models"]
+        out.append(f"models: `{models['before']}` → `{models['after']}`")
+        if d["differences"]:
+            out.append(
+                f"**Compared although the {' and '.join(d['differences'])} "
+                "differ** (--allow-different): changes mix the model with the "
+                "inputs or prompts."
             )
-    out += _table(["run", "metric", "first run", "this run", "change"], rows)
+        out += ["", "Changes are after minus before, with Newcombe's 95% interval.", ""]
+        rows = [[_LABELS[m], *_change_cells(c)] for m, c in d["rates"].items()]
+        out += _table(["metric", "before", "after", "change", "95% interval"], rows)
+
+        for status, title in _CLUSTER_STATUS.items():
+            items = d["clusters"][status]
+            out += ["", f"### {title} ({len(items)})", ""]
+            if not items:
+                out.append("none")
+                continue
+            rows = [
+                [c["kind"], f"`{c['slice']}`", *_change_cells(c),
+                 *([c[_STANDING[status]]] if status in _STANDING else [])]
+                for c in items
+            ]  # fmt: skip
+            header = ["kind", "slice", "before", "after", "change", "95% interval"]
+            extra = {"new": "before: was", "fixed": "now"}.get(status)
+            out += _table(header + ([extra] if extra else []), rows)
+
+        out += ["", "### Per family", ""]
+        rows = [
+            [r["family"], _SHORT.get(r["metric"], r["metric"]), *_change_cells(r)]
+            for r in d["per_family"]
+        ]
+        header = ["family", "metric", "before", "after", "change", "95% interval"]
+        out += _table(header, rows) if rows else ["none"]
     return "\n".join(out)
+
+
+_CLUSTER_STATUS = {
+    "new": "New clusters",
+    "fixed": "Fixed clusters",
+    "persisting": "Persisting clusters",
+}
+# What a new cluster was before, and what a fixed one is now: a lead or none.
+_STANDING = {"new": "was", "fixed": "now"}
+
+
+def _change_cells(change: dict[str, Any]) -> list[str]:
+    """before, after, change in points, and the change's interval."""
+
+    def side(rate: dict[str, Any] | None) -> str:
+        if rate is None:
+            return "not counted"
+        return f"{_pct(rate['value'])} ({rate['count']}/{rate['of']})"
+
+    points = change["change"]
+    interval = change["interval"]
+    return [
+        side(change["before"]),
+        side(change["after"]),
+        "n/a" if points is None else f"{100 * points:+.1f} pts",
+        "n/a" if interval is None else
+        f"{100 * interval[0]:+.1f} to {100 * interval[1]:+.1f} pts",
+    ]  # fmt: skip

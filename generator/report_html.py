@@ -307,18 +307,64 @@ def _consistency(consistency: dict[str, Any]) -> str:
 
 
 def _comparison(deltas: list[dict[str, Any]]) -> str:
-    rows = []
+    parts = ["<section id=comparison><h1>Comparison</h1>"]
     for d in deltas:
+        parts.append(f"<h2>{escape(d['run'])} against {escape(d['against'])}</h2>")
         if "not_comparable" in d:
-            rows.append([escape(d["run"]), escape(d["not_comparable"]), "", "", ""])
+            parts.append(f"<p>Not compared: {escape(d['not_comparable'])}.</p>")
             continue
-        for metric, m in d.items():
-            if metric in ("run", "against"):
+        models = d["models"]
+        parts.append(
+            f"<p class=meta>models <code>{escape(str(models['before']))}</code> → "
+            f"<code>{escape(str(models['after']))}</code>; changes are after "
+            "minus before, with Newcombe's 95% interval</p>"
+        )
+        if d["differences"]:
+            parts.append(
+                f"<p><b>Compared although the {escape(' and '.join(d['differences']))}"
+                " differ</b> (--allow-different).</p>"
+            )
+        header = ["before", "after", "change", "95% interval"]
+        rows = [[escape(m), *_change_cells(c)] for m, c in d["rates"].items()]
+        parts.append(_table(["metric", *header], rows, {1, 2, 3, 4}))
+        for status, title in (("new", "New clusters"), ("fixed", "Fixed clusters"),
+                              ("persisting", "Persisting clusters")):  # fmt: skip
+            items = d["clusters"][status]
+            parts.append(f"<h3 id=clusters-{status}>{title} ({len(items)})</h3>")
+            if not items:
+                parts.append("<p>none</p>")
                 continue
-            change = "n/a" if m["change"] is None else f"{100 * m['change']:+.1f} pts"
-            rows.append(
-                [escape(d["run"]), escape(metric), _pct(m["before"]),
-                 _pct(m["after"]), change]
-            )  # fmt: skip
-    header = ["run", "metric", "first run", "this run", "change"]
-    return "<h1>Comparison</h1>" + _table(header, rows, {2, 3, 4})
+            extra = {"new": "was", "fixed": "now"}.get(status)
+            rows = [
+                [escape(c["kind"]), f"<code>{escape(c['slice'])}</code>",
+                 *_change_cells(c), *([escape(c[extra])] if extra else [])]
+                for c in items
+            ]  # fmt: skip
+            columns = ["kind", "slice", *header, *([extra] if extra else [])]
+            parts.append(_table(columns, rows, {2, 3, 4, 5}))
+        parts.append("<h3>Per family</h3>")
+        rows = [
+            [escape(r["family"]), escape(r["metric"]), *_change_cells(r)]
+            for r in d["per_family"]
+        ]
+        parts.append(_table(["family", "metric", *header], rows, {2, 3, 4, 5}))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _change_cells(change: dict[str, Any]) -> list[str]:
+    """before, after, change in points, and its interval (plain text)."""
+
+    def side(rate: dict[str, Any] | None) -> str:
+        if rate is None:
+            return "not counted"
+        return f"{_pct(rate['value'])} ({rate['count']}/{rate['of']})"
+
+    points, interval = change["change"], change["interval"]
+    return [
+        side(change["before"]),
+        side(change["after"]),
+        "n/a" if points is None else f"{100 * points:+.1f} pts",
+        "n/a" if interval is None else
+        f"{100 * interval[0]:+.1f} to {100 * interval[1]:+.1f} pts",
+    ]  # fmt: skip

@@ -3,9 +3,11 @@
 Failure counts in a run are small and often extreme (0 of 12, 40 of 50), so
 everything here is an exact or score-based method that behaves at the edges:
 the Wilson interval rather than the normal one, the hypergeometric tail
-(Fisher's exact test, one-sided) rather than a z-test, and Benjamini-Hochberg
-to control the false discovery rate over the many slices tried. Pure Python:
-scipy would be a large dependency for three formulas.
+(Fisher's exact test, one-sided) rather than a z-test, Benjamini-Hochberg
+to control the false discovery rate over the many slices tried, and
+Newcombe's interval (built from two Wilson intervals) for the change of a
+rate between two runs. Pure Python:
+scipy would be a large dependency for four formulas.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["Z95", "benjamini_hochberg", "hypergeom_sf", "wilson_interval"]
+__all__ = [
+    "Z95",
+    "benjamini_hochberg",
+    "hypergeom_sf",
+    "newcombe_interval",
+    "wilson_interval",
+]
 
 # The two-sided 95% normal quantile.
 Z95 = 1.959963984540054
@@ -34,6 +42,30 @@ def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float,
         p * (1 - p) / trials + z2 / (4 * trials * trials)
     )
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def newcombe_interval(
+    before: tuple[int, int], after: tuple[int, int], z: float = Z95
+) -> tuple[float, float] | None:
+    """95% interval for the change of a proportion, after minus before.
+
+    ``before`` and ``after`` are (successes, trials) of two independent
+    samples. Newcombe's hybrid score interval (method 10 of Newcombe 1998,
+    "Interval estimation for the difference between independent
+    proportions") combines the two Wilson intervals, so it inherits their
+    good behaviour at 0 and n, where the Wald interval collapses to a point.
+    None when either side has no trials.
+    """
+    (x1, n1), (x2, n2) = before, after
+    if n1 <= 0 or n2 <= 0:
+        return None
+    p1, p2 = x1 / n1, x2 / n2
+    l1, u1 = wilson_interval(x1, n1, z)
+    l2, u2 = wilson_interval(x2, n2, z)
+    change = p2 - p1
+    low = change - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2)
+    high = change + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2)
+    return (max(-1.0, low), min(1.0, high))
 
 
 def _log_choose(n: int, k: int) -> float:

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from fakeruns import answer, make_case
 
-from generator.cluster import Cluster, find_clusters, find_slices
+from generator.cluster import Cluster, effect_order, find_clusters, find_slices
 from generator.errors import InvalidArgument
 from generator.records import Case, Origin, Result
 
@@ -240,8 +240,11 @@ def weak_run(seed: int) -> list[Pair]:
 def test_a_slice_short_of_significance_is_a_lead_not_a_cluster() -> None:
     clusters, leads = find_slices(weak_run(1))
     assert clusters == []
-    assert leads[0].conditions == (("has_hostpath", True),)
-    assert leads[0].p_value <= 0.05 < leads[0].q_value
+    # Leads are listed by effect; the planted one has the strongest evidence.
+    strongest = min(leads, key=lambda c: c.p_value)
+    assert strongest.conditions == (("has_hostpath", True),)
+    assert strongest.p_value <= 0.05 < strongest.q_value
+    assert leads == sorted(leads, key=effect_order)
 
 
 def test_leads_never_repeat_a_cluster() -> None:
@@ -303,3 +306,25 @@ def test_true_and_1_are_different_features() -> None:
         lambda e: " & ".join(f"{k}={v}" for k, v in e), c.equivalent)}  # fmt: skip
     assert any("b=true" in name for name in names)
     assert not any("b=1" in name for name in names)
+
+
+def test_within_a_kind_the_larger_effect_ranks_first_not_the_smaller_p() -> None:
+    # A broad, mild slice (half the cases, missed 30% against 5%) has far
+    # stronger evidence than a sharp, small one (30 cases, missed 90%);
+    # the sharp one is the bigger problem and is listed first.
+    rng = random.Random(11)
+    pairs = []
+    for i in range(1000):
+        broad = i % 2 == 0
+        sharp = not broad and i % 33 == 1
+        tags = {"broad": broad, "sharp": sharp, "k": rng.choice("abc")}
+        case = make_case(i, tags=tags, rules=["r"])
+        miss = rng.random() < (0.9 if sharp else 0.3 if broad else 0.02)
+        pairs.append((case, answer(case, "safe" if miss else "unsafe")))
+
+    clusters = find_clusters(pairs)
+
+    names = [c.name for c in clusters]
+    assert names[:2] == ["sharp=true", "broad=true"]
+    assert clusters[0].p_value > clusters[1].p_value
+    assert clusters[0].lift > clusters[1].lift

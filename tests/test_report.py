@@ -13,6 +13,7 @@ from fakeruns import answer, make_case, write_run, write_suite
 from generator.errors import InvalidArgument, SuiteError
 from generator.records import Result
 from generator.report import build_report, format_report
+from generator.stats import newcombe_interval
 
 # (family, rules, what the model said): 6 unsafe cases and 4 safe ones.
 SMALL_RUN = [
@@ -177,9 +178,14 @@ def test_two_runs_are_compared_on_the_headline(tmp_path: Path) -> None:
 
     report = build_report([first, second])
 
-    delta = report["comparison"][0]["missed_unsafe"]
-    assert delta["after"] == 0.0
+    delta = report["comparison"][0]["rates"]["missed_unsafe"]
+    assert delta["after"] == {"value": 0.0, "count": 0, "of": 6}
     assert delta["change"] == pytest.approx(-0.3333, abs=1e-4)
+    # Newcombe's interval for 0/6 against 2/6, and it holds the change.
+    assert delta["interval"] == pytest.approx(
+        newcombe_interval((2, 6), (0, 6)), abs=1e-4
+    )
+    assert delta["interval"][0] < delta["change"] < delta["interval"][1]
     assert "# Comparison" in format_report(report)
 
 

@@ -6,7 +6,12 @@ from math import comb
 
 import pytest
 
-from generator.stats import benjamini_hochberg, hypergeom_sf, wilson_interval
+from generator.stats import (
+    benjamini_hochberg,
+    hypergeom_sf,
+    newcombe_interval,
+    wilson_interval,
+)
 
 
 def brute_tail(observed: int, total: int, marked: int, drawn: int) -> float:
@@ -52,3 +57,26 @@ def test_benjamini_hochberg_counts_tests_left_out() -> None:
     full = benjamini_hochberg([0.001, 0.002, 0.9, 0.95])
     part = benjamini_hochberg([0.001, 0.002], total=4)
     assert part == pytest.approx(full[:2])
+
+
+# Newcombe (1998), Statistics in Medicine 17:873-890, table II, method 10:
+# (successes, trials) of the first sample, of the second, and the interval
+# for second minus first as printed there (4 decimals).
+@pytest.mark.parametrize(
+    "before,after,expected",
+    [((48, 80), (56, 70), (0.0524, 0.3339)), ((3, 10), (9, 10), (0.1705, 0.8090)),
+     ((0, 29), (5, 56), (-0.0381, 0.1926)), ((0, 20), (0, 10), (-0.1611, 0.2775))],
+)  # fmt: skip
+def test_newcombe_interval_matches_the_published_examples(
+    before: tuple[int, int], after: tuple[int, int], expected: tuple[float, float]
+) -> None:
+    assert newcombe_interval(before, after) == pytest.approx(expected, abs=1e-4)
+
+
+def test_newcombe_interval_flips_sign_with_the_order_and_needs_trials() -> None:
+    low, high = newcombe_interval((48, 80), (56, 70))
+    assert newcombe_interval((56, 70), (48, 80)) == pytest.approx((-high, -low))
+    assert newcombe_interval((0, 0), (3, 10)) is None
+    # No change, all failures on both sides: the interval still has width.
+    low, high = newcombe_interval((10, 10), (10, 10))
+    assert low < 0 < high
