@@ -7,8 +7,12 @@ other files are still checked.
 
 Which oracle judges a file is decided by its content, not its name: a JSON
 object with a ``Statement`` key is an IAM policy document; a ``.tf`` file is
-Terraform, judged for the IAM policies it holds; anything else is read as
-Kubernetes YAML or JSON.
+Terraform, judged for its IAM policies and security groups (checking_tf,
+the files of one directory together); anything else is read as Kubernetes
+YAML or JSON. When some Kubernetes file holds a NetworkPolicy, or a netpol
+question or ``--cluster`` is given, a last pass (checking_netpol) reads the
+policies, namespaces and pods of all of them; files without NetworkPolicies
+cost nothing more than a substring test.
 """
 
 from __future__ import annotations
@@ -45,22 +49,33 @@ class DocumentReport:
     verdicts: dict[str, str]
     findings: tuple[Any, ...]  # each has to_dict(); the oracle's own type
     domain: str = "k8s"
+    question: str = ""  # sg and netpol: the question asked, as given
+    expect: str = ""  # netpol: the answer the question expects, if any
 
     def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
         # Sent back from every worker of ``check --jobs``: arguments pickle
         # faster than a frozen dataclass's field state.
         fields = (self.kind, self.name, self.verdicts, self.findings, self.domain)
-        return DocumentReport, (self.file, self.index, *fields)
+        extra = (self.question, self.expect) if self.question else ()
+        return DocumentReport, (self.file, self.index, *fields, *extra)
 
     def fails(self, level: str) -> bool:
         """Whether this report makes ``check`` exit 1.
 
-        A workload fails when it fails ``level``. A policy fails on any answer
-        but "no": "depends" means the policy alone cannot show it safe, and a
-        gate that lets an unproven policy through is not a gate.
+        A workload fails when it fails ``level``. A policy or security group
+        fails on any answer but "no": "depends"/"undecidable" means the file
+        alone cannot show it safe, and a gate that lets an unproven config
+        through is not a gate. Reachability is a question, not a violation:
+        a netpol answer fails only when undecidable or not what ``expect``
+        says.
         """
         if self.domain == "k8s":
             return self.verdicts[level] == "fail"
+        if self.domain == "netpol":
+            allowed = self.verdicts.get("allowed")
+            return allowed == "undecidable" or bool(
+                self.expect and allowed != self.expect
+            )
         return any(answer != "no" for answer in self.verdicts.values())
 
     @classmethod
@@ -76,7 +91,7 @@ class DocumentReport:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "file": self.file,
             "index": self.index,
             "domain": self.domain,
@@ -85,6 +100,11 @@ class DocumentReport:
             "verdicts": dict(self.verdicts),
             "findings": [f.to_dict() for f in self.findings],
         }
+        if self.question:
+            data["question"] = self.question
+        if self.expect:
+            data["expect"] = self.expect
+        return data
 
 
 @dataclass(frozen=True)
@@ -95,6 +115,8 @@ class FileOutcome:
     reports: tuple[DocumentReport, ...] = ()
     skipped: tuple[str, ...] = ()  # the kind of each document without a pod spec
     error: ConfigError | None = None
+    kube: bool = False  # read as Kubernetes documents (the netpol pass reads it)
+    has_netpol: bool = False  # its text names NetworkPolicy
 
 
 def _policy_json(text: str, source: str) -> Any:
@@ -123,11 +145,16 @@ def _policy_json(text: str, source: str) -> Any:
     return load_policy(text, source=source)
 
 
+_stdin: list[bytes] = []  # stdin, once read: the netpol pass reads it again
+
+
 def read_text(name: str) -> str:
     """The text of a file (``-`` is stdin), or a ConfigError saying why not."""
     try:
         if name == "-":
-            data = sys.stdin.buffer.read(MAX_BYTES + 1)
+            if not _stdin:
+                _stdin.append(sys.stdin.buffer.read(MAX_BYTES + 1))
+            data = _stdin[0]
         else:
             with open(name, "rb") as handle:
                 data = handle.read(MAX_BYTES + 1)
@@ -159,23 +186,74 @@ _START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else
 
 
 def check_files(
-    names: list[str], version: Version, *, jobs: int = 1
+    names: list[str],
+    version: Version,
+    *,
+    jobs: int = 1,
+    sg_questions: tuple[Any, ...] = (),
+    netpol_questions: tuple[str, ...] = (),
+    cluster: str | None = None,
 ) -> Iterator[FileOutcome]:
     """Judge each file at ``version``; one outcome per file, in order.
 
     With ``jobs`` > 1 and enough files, files are judged in that many worker
-    processes; the outcomes still come back in the order of ``names``.
+    processes; the outcomes still come back in the order of ``names``, except
+    that the ``.tf`` files of one directory come together, at the first of
+    them. ``sg_questions`` are ``oracle.sg.Question``s (default: any port);
+    the netpol pass (``netpol_questions``, ``cluster``) comes last.
     """
+    work = [(item, version, sg_questions) for item in _work_items(names)]
+    kube: list[str] = []
+    netpol = bool(netpol_questions or cluster)
     if jobs > 1 and len(names) >= PARALLEL_FROM and "-" not in names:
         context = multiprocessing.get_context(_START_METHOD)
         with context.Pool(jobs) as pool:
-            work = [(name, version) for name in names]
             # Few, large chunks: each round trip costs more than judging a file.
             chunk = max(32, len(work) // (4 * jobs))
-            yield from pool.imap(_outcome, work, chunksize=chunk)
-        return
+            for outcomes in pool.imap(_outcomes, work, chunksize=chunk):
+                for outcome in outcomes:
+                    kube += [outcome.file] if outcome.kube else []
+                    netpol = netpol or outcome.has_netpol
+                    yield outcome
+    else:
+        for item in work:
+            for outcome in _outcomes(item):
+                kube += [outcome.file] if outcome.kube else []
+                netpol = netpol or outcome.has_netpol
+                yield outcome
+    if netpol:
+        from generator.checking_netpol import check_netpol
+
+        files = ["-" if f == "<stdin>" else f for f in kube]
+        yield from check_netpol(files, netpol_questions, cluster)
+
+
+def _work_items(names: list[str]) -> list[str | tuple[str, ...]]:
+    """File names, with the ``.tf`` files of a directory as one tuple."""
+    if not any(name.endswith(".tf") for name in names):
+        return list(names)
+    from generator.checking_tf import terraform_groups
+
+    groups = {g[0]: tuple(dict.fromkeys(g)) for g in terraform_groups(
+        [n for n in names if n.endswith(".tf")]
+    )}  # fmt: skip
+    items: list[str | tuple[str, ...]] = []
     for name in names:
-        yield _outcome((name, version))
+        if not name.endswith(".tf"):
+            items.append(name)
+        elif name in groups:
+            items.append(groups.pop(name))
+    return items
+
+
+def _outcomes(work: tuple[Any, Version, tuple[Any, ...]]) -> list[FileOutcome]:
+    item, version, sg_questions = work
+    if isinstance(item, tuple):
+        from generator.checking_tf import check_terraform_files
+        from generator.oracle.sg import ANY
+
+        return check_terraform_files(item, sg_questions or (ANY,))
+    return [_outcome((item, version))]
 
 
 def _outcome(work: tuple[str, Version]) -> FileOutcome:
@@ -190,10 +268,6 @@ def _outcome(work: tuple[str, Version]) -> FileOutcome:
 def _check_file(name: str, version: Version) -> FileOutcome:
     source = "<stdin>" if name == "-" else name
     text = read_text(name)
-    if name.endswith(".tf"):
-        from generator.checking_iam import check_terraform
-
-        return FileOutcome(source, check_terraform(text, source))
     policy = _policy_json(text, source)
     if policy is not None:
         from generator.checking_iam import check_policy
@@ -208,4 +282,10 @@ def _check_file(name: str, version: Version) -> FileOutcome:
         for workload in found:
             report = DocumentReport.of(source, index, evaluate(workload, version))
             reports.append(report)
-    return FileOutcome(source, tuple(reports), tuple(skipped))
+    # NetworkPolicies are judged by the netpol pass, not skipped.
+    has_netpol = "NetworkPolicy" in text
+    if has_netpol:
+        skipped = [kind for kind in skipped if kind != "NetworkPolicy"]
+    return FileOutcome(
+        source, tuple(reports), tuple(skipped), kube=True, has_netpol=has_netpol
+    )

@@ -16,10 +16,10 @@ from typing import Any
 
 from generator.checking import DocumentReport
 from generator.config.iam import Policy, kind, parse_policy
-from generator.config.terraform import iam_documents, load_module
+from generator.config.terraform import Module, iam_documents, load_module
 from generator.oracle.iam import answers
 
-__all__ = ["PolicyFinding", "check_policy", "check_terraform"]
+__all__ = ["PolicyFinding", "check_module", "check_policy", "check_terraform"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,11 @@ def check_policy(policy: Policy, source: str) -> tuple[DocumentReport, ...]:
 
 def check_terraform(text: str, source: str) -> tuple[DocumentReport, ...]:
     """One report per IAM policy document in a ``.tf`` file, in file order."""
-    module = load_module(text, source=source)
+    return check_module(load_module(text, source=source), source)
+
+
+def check_module(module: Module, source: str) -> tuple[DocumentReport, ...]:
+    """One report per IAM policy document of a file's parsed module."""
     reports = []
     for index, found in enumerate(iam_documents(module)):
         name = f"{found.address}.{found.attribute}"

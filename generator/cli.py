@@ -110,7 +110,7 @@ def _add_check(commands) -> None:
     sub = _command(
         commands,
         "check",
-        "Judge your own manifests and policies with the oracle.",
+        "Judge your own manifests, policies and security groups with the oracle.",
         """\
         Kubernetes: each Pod or pod template (Deployment, StatefulSet, DaemonSet,
         ReplicaSet, ReplicationController, Job, CronJob, PodTemplate, and List of
@@ -125,16 +125,37 @@ def _add_check(commands) -> None:
         method of the catalogue is open: yes, no, or depends on resources the
         policy names) and "admin"; resource and trust policies get "public".
 
-        exit status: 0 every workload passes --level and every policy answers
-        "no", 1 some workload fails or some policy answers "yes" or "depends",
-        2 a file could not be read or judged (one line per file on stderr), or
-        nothing at all was judged (an empty input; see --allow-empty).
+        Security groups (.tf; the .tf files of one directory are read together,
+        as Terraform does): each aws_security_group, with its inline ingress,
+        aws_security_group_rule and aws_vpc_security_group_ingress_rule, gets
+        "open_ipv4" and "open_ipv6": is the asked port open to the whole IPv4
+        (IPv6) internet, by CIDR arithmetic: yes, no, or undecidable (a data
+        source, a prefix list, an unknown variable: the reason is printed).
+        Default question: port=any, i.e. some TCP or UDP port.
+
+        NetworkPolicies: policies, Namespaces and Pods (or Deployments, ...)
+        from all the files and --cluster make one cluster model. With
+        --question from=NS/POD,to=NS/POD,port=80/tcp each question gets
+        "allowed": yes, no or undecidable (hostNetwork, a pod to itself, an
+        ipBlock against a pod IP). Without one, each policy is reported with
+        the pods it isolates.
+
+        exit status: 0 every workload passes --level, every policy answers "no",
+        every security group answers "no", and every reachability answer is
+        decided (and equals expect= where given); 1 otherwise ("allowed: yes"
+        alone is an answer, not a failure; "undecidable" and "depends" fail:
+        a gate must not pass what cannot be proven); 2 a file could not be read
+        or judged (one line per file on stderr), or nothing at all was judged
+        (an empty input; see --allow-empty).
 
         examples:
           spotcheck check pod.yaml
           spotcheck check k8s/*.yaml --json | jq .verdicts
           helm template . | spotcheck check - --level baseline
           spotcheck check policy.json main.tf --json
+          spotcheck check infra/*.tf --question port=22/tcp
+          spotcheck check policies.yaml --cluster pods.yaml \\
+              --question from=web/front,to=db/pg,port=5432/tcp,expect=no
         """,
     )
     sub.add_argument(
@@ -160,6 +181,21 @@ def _add_check(commands) -> None:
         help="the level that sets the exit status for workloads (default: restricted)",
     )
     sub.add_argument(
+        "--question",
+        action="append",
+        default=[],
+        metavar="Q",
+        help="security groups: port=22/tcp, port=53/udp or port=any (default); "
+        "network policies: from=NS/POD|IP,to=NS/POD|IP,port=80/tcp[,expect=no]. "
+        "Repeat for several",
+    )
+    sub.add_argument(
+        "--cluster",
+        metavar="FILE",
+        help="Namespaces and Pods (YAML) that network policies are judged "
+        "against, besides those in FILE...",
+    )
+    sub.add_argument(
         "--allow-empty",
         action="store_true",
         help="exit 0 when the input holds no pod spec at all",
@@ -181,8 +217,24 @@ def _run_check(args: argparse.Namespace) -> int:
     version = parse_version(args.pss_version)
     if args.files.count("-") > 1:
         raise InvalidArgument("- (stdin) can be named only once: it is read once")
+    sg_questions, netpol_questions = [], []
+    for question in args.question:
+        if "from=" in question or "to=" in question:
+            netpol_questions.append(question)
+        else:
+            from generator.oracle.sg import parse_question
+
+            sg_questions.append(parse_question(question))
     failed = bad = judged = 0
-    for outcome in check_files(args.files, version, jobs=args.jobs):
+    outcomes = check_files(
+        args.files,
+        version,
+        jobs=args.jobs,
+        sg_questions=tuple(sg_questions),
+        netpol_questions=tuple(netpol_questions),
+        cluster=args.cluster,
+    )
+    for outcome in outcomes:
         if outcome.error is not None:
             print(f"spotcheck: error: {outcome.error}", file=sys.stderr)
             bad += 1
@@ -206,8 +258,9 @@ def _run_check(args: argparse.Namespace) -> int:
     if not judged and not args.allow_empty:
         # An empty render (helm printing nothing) must not pass a gate.
         print(
-            "spotcheck: error: no pod spec or IAM policy found in the input, "
-            "nothing was judged; pass --allow-empty if that is expected",
+            "spotcheck: error: no pod spec, IAM policy, security group or "
+            "NetworkPolicy found in the input, nothing was judged; pass "
+            "--allow-empty if that is expected",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -219,6 +272,13 @@ def _print_check(report, level: str, version: str) -> None:
         f"{lvl} {verdict.upper()}" for lvl, verdict in report.verdicts.items()
     )
     print(f"{report.file}[{report.index}] {report.kind}/{report.name or '-'}")
+    if report.domain in ("sg", "netpol"):
+        asked = f"  ({report.question})" if report.question else ""
+        print(f"  {verdicts}{asked}")
+        for finding in report.findings:
+            print(f"  - {finding.question}/{finding.rule} at {finding.path}")
+            print(f"    {finding.message}")
+        return
     if report.domain != "k8s":
         print(f"  {verdicts}")
         for finding in report.findings:

@@ -522,3 +522,45 @@ def test_moderate_nesting_evaluates():
     for _ in range(60):
         (got,) = got
     assert got == 1
+
+
+# flatten, cidrsubnet, merge_modules (added for the security-group oracle) --
+
+
+def test_flatten_removes_nested_lists():
+    # https://developer.hashicorp.com/terraform/language/functions/flatten
+    assert value('flatten([["a", "b"], [], ["c", ["d"]]])') == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize(
+    ("call", "want"),
+    [
+        # Examples of the cidrsubnet docs, and the world split in halves.
+        ('cidrsubnet("172.16.0.0/12", 4, 2)', "172.18.0.0/16"),
+        ('cidrsubnet("10.1.2.0/24", 4, 15)', "10.1.2.240/28"),
+        (
+            'cidrsubnet("fd00:fd12:3456:7890::/56", 16, 162)',
+            "fd00:fd12:3456:7800:a200::/72",  # 0xa2 lands in bits 64-71
+        ),
+        ('cidrsubnet("0.0.0.0/0", 1, 1)', "128.0.0.0/1"),
+        ('cidrsubnet("10.1.2.3/8", 8, 2)', "10.2.0.0/16"),  # host bits masked
+    ],
+)
+def test_cidrsubnet(call, want):
+    assert value(call) == want
+
+
+def test_cidrsubnet_out_of_range_is_unresolved():
+    assert isinstance(value('cidrsubnet("10.0.0.0/8", 1, 2)'), Unresolved)
+    assert isinstance(value('cidrsubnet("10.0.0.0/30", 4, 0)'), Unresolved)
+
+
+def test_merge_modules_joins_files_and_refuses_duplicates():
+    from generator.config.terraform import merge_modules
+
+    a = load_module('variable "v" {\n  default = 1\n}\n', source="a.tf")
+    b = load_module("locals {\n  x = var.v\n}\n", source="b.tf")
+    merged = merge_modules([a, b], source="a.tf")
+    assert evaluate(merged, merged.locals["x"].expression) == 1
+    with pytest.raises(ConfigError, match="variable v is also defined in a.tf"):
+        merge_modules([a, a], source="a.tf")

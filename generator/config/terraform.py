@@ -28,12 +28,14 @@ from generator.config.terraform_hcl import (
     Resource,
     Variable,
     load_module,
+    merge_modules,
 )
 from generator.config.terraform_iam import (
     IamDocument,
     iam_documents,
     parse_policy,
     policy_evaluator,
+    resource_instances,
 )
 
 __all__ = [
@@ -50,8 +52,11 @@ __all__ = [
     "evaluate",
     "iam_documents",
     "load_module",
+    "merge_modules",
     "parse_policy",
+    "policy_evaluator",
     "resolve",
+    "resource_instances",
 ]
 
 

@@ -14,8 +14,8 @@ Evaluated, with Terraform's meaning:
   handler ``terraform_iam`` registers), names in ``scope`` (``each``,
   ``count``, a dynamic block's iterator), and ``.attr`` / ``[index]`` on
   known values;
-- functions: ``jsonencode``, ``concat``, ``tolist``, ``toset`` (a trailing
-  ``...`` spreads the last argument);
+- functions: ``jsonencode``, ``concat``, ``tolist``, ``toset``, ``flatten``,
+  ``cidrsubnet`` (a trailing ``...`` spreads the last argument);
 - ``cond ? a : b`` with a known boolean condition and branches of one type;
 - unary ``-`` and ``!``.
 
@@ -31,6 +31,7 @@ for sets of strings and numbers), so ``for_each`` can tell them from lists.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -714,11 +715,63 @@ def _check_size(value: Any, where: Expression) -> None:
             stack.extend(current)
 
 
+def _fn_flatten(args: list[Any], where: Expression) -> list[Any]:
+    # https://developer.hashicorp.com/terraform/language/functions/flatten
+    _arity(args, 1, "flatten", where)
+    if not isinstance(args[0], list):
+        raise _Stop(Unresolved(f"flatten of a {_kind(args[0])}", where.text))
+    out: list[Any] = []
+    stack = [iter(args[0])]
+    while stack:
+        item = next(stack[-1], _DONE)
+        if item is _DONE:
+            stack.pop()
+        elif isinstance(item, list):
+            if len(stack) > 100:
+                raise _Stop(Unresolved("flatten nests too deep", where.text))
+            stack.append(iter(item))
+        else:
+            out.append(item)
+            _checked_list(out, where)
+    return out
+
+
+_DONE = object()
+
+
+def _fn_cidrsubnet(args: list[Any], where: Expression) -> str:
+    # https://developer.hashicorp.com/terraform/language/functions/cidrsubnet
+    # Go's net.ParseCIDR masks host bits, so "10.1.2.3/8" is 10.0.0.0/8.
+    _arity(args, 3, "cidrsubnet", where)
+    prefix, newbits, netnum = args
+    if not isinstance(prefix, str) or not all(
+        _is_number(n) and n == int(n) for n in (newbits, netnum)
+    ):
+        raise _Stop(Unresolved("cidrsubnet(prefix, newbits, netnum) types", where.text))
+    try:
+        network = ipaddress.ip_network(prefix, strict=False)
+    except ValueError:
+        raise _Stop(Unresolved(f"{prefix!r} is not a CIDR", where.text)) from None
+    newbits, netnum = int(newbits), int(netnum)
+    length = network.prefixlen + newbits
+    if newbits < 0 or length > network.max_prefixlen:
+        raise _Stop(Unresolved(f"cannot extend {prefix} by {newbits} bits", where.text))
+    if not 0 <= netnum < 2**newbits:
+        why = f"netnum {netnum} does not fit in {newbits} bits"
+        raise _Stop(Unresolved(why, where.text))
+    start = int(network.network_address) + (netnum << (network.max_prefixlen - length))
+    # By class, not ip_address(int): a small IPv6 number would read as IPv4.
+    address = type(network.network_address)(start)
+    return f"{address}/{length}"
+
+
 _FUNCTIONS: dict[str, Callable[[list[Any], Expression], Any]] = {
     "jsonencode": _fn_jsonencode,
     "concat": _fn_concat,
     "tolist": _fn_tolist,
     "toset": _fn_toset,
+    "flatten": _fn_flatten,
+    "cidrsubnet": _fn_cidrsubnet,
 }
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "Resource",
     "Variable",
     "load_module",
+    "merge_modules",
     "parse_expression",
     "unescape",
 ]
@@ -152,6 +153,38 @@ def load_module(text: str, *, source: str) -> Module:
     tree = _parse(text, source, line_offset=0)
     body = _body(tree.children[0], _Context(text, source))
     return _module(body, source)
+
+
+def merge_modules(modules: list[Module], *, source: str) -> Module:
+    """The files of one directory as the one module Terraform makes of them.
+
+    Terraform reads every ``*.tf`` of a directory together; an address,
+    variable or local defined in two files is an error there, and here.
+    """
+    resources: dict[str, Resource] = {}
+    data: dict[str, Resource] = {}
+    variables: dict[str, Variable] = {}
+    local_values: dict[str, Attribute] = {}
+    other: list[Block] = []
+    origin: dict[tuple[str, str], str] = {}
+    for module in modules:
+        for what, into, found in (
+            ("resource", resources, module.resources),
+            ("data source", data, module.data),
+            ("variable", variables, module.variables),
+            ("local", local_values, module.locals),
+        ):
+            for name, value in found.items():
+                if name in into:
+                    raise ConfigError(
+                        f"{value.line}: {what} {name} is also defined in "
+                        f"{origin[(what, name)]}; keep one",
+                        source=module.source,
+                    )
+                into[name] = value  # type: ignore[assignment]
+                origin[(what, name)] = module.source
+        other.extend(module.other)
+    return Module(source, resources, data, variables, local_values, tuple(other))
 
 
 def parse_expression(text: str, *, source: str, line: int = 1) -> Expression:

@@ -46,7 +46,13 @@ from generator.config.terraform_eval import (
 )
 from generator.config.terraform_hcl import Attribute, Block, Module, Resource
 
-__all__ = ["POLICY_ATTRIBUTES", "IamDocument", "iam_documents", "policy_evaluator"]
+__all__ = [
+    "POLICY_ATTRIBUTES",
+    "IamDocument",
+    "iam_documents",
+    "policy_evaluator",
+    "resource_instances",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +148,14 @@ def _instances(evaluator: Evaluator, resource: Resource):
     if "for_each" in attributes:
         return _for_each_instances(evaluator, attributes["for_each"])
     return [("", {})]
+
+
+def resource_instances(
+    evaluator: Evaluator, resource: Resource
+) -> list[tuple[str, dict[str, Any]]] | Unresolved:
+    """(address suffix, scope) per instance ``count``/``for_each`` make:
+    ``[("", {})]`` for a plain resource, ``[]`` for ``count = 0``."""
+    return _instances(evaluator, resource)
 
 
 def _for_each_instances(evaluator: Evaluator, attribute: Attribute):
