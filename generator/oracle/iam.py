@@ -51,6 +51,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from generator.config.iam import Policy, kind, load_policy
 from generator.errors import ConfigError, InvalidArgument, Undecidable
@@ -185,11 +186,17 @@ def _callers(policy: Policy, account: str | None) -> list[dict[str, Access]]:
     partition = sorted(partitions)[0] if len(partitions) == 1 else "aws"
     return [
         {
-            kind_: Access(policy, Caller(kind_, partition, own))
+            kind_: _access(policy, Caller(kind_, partition, own))
             for kind_ in ("user", "role")
         }
         for own in owned
     ]
+
+
+@lru_cache(maxsize=64)
+def _access(policy: Policy, caller: Caller) -> Access:
+    """One Access per policy and caller, so privesc and admin share its work."""
+    return Access(policy, caller)
 
 
 # --- the three questions ------------------------------------------------------

@@ -118,13 +118,32 @@ class Grant:
 
 
 class Access:
-    """Answers ``Request``s for one policy and one caller, with caching."""
+    """Answers ``Request``s for one policy and one caller, with caching.
+
+    Everything it finds depends on the policy and the caller alone, so one
+    Access may serve many questions (iam keeps the latest few).
+    """
 
     def __init__(self, policy: Policy, caller: Caller):
         self.policy = policy
         self.caller = caller
         self._cache: dict[tuple[Request, str], Grant] = {}
         self._levels: dict[tuple[object, ...], int] = {}
+        self._naming: dict[str, list[Statement]] = {}
+        # Results of callers above (iam_privesc), keyed as they choose.
+        self.memo: dict[object, object] = {}
+
+    def naming(self, action: str) -> list[Statement]:
+        """The statements whose Action or NotAction names ``action``."""
+        found = self._naming.get(action)
+        if found is None:
+            found = [s for s in self.policy.statements if _names_action(s, action)]
+            self._naming[action] = found
+        return found
+
+    def may_allow(self, action: str) -> bool:
+        """Whether some Allow names ``action``: without one it is CLOSED."""
+        return any(s.allows for s in self.naming(action))
 
     def grant(self, request: Request, view: str) -> Grant:
         key = (request, view)
@@ -141,9 +160,7 @@ class Access:
             ]
             level = min(p.level for p in parts)
             return Grant(level, tuple(sorted({i for p in parts for i in p.statements})))
-        statements = [
-            s for s in self.policy.statements if _names_action(s, request.action)
-        ]
+        statements = self.naming(request.action)
         if not any(s.allows for s in statements):
             return Grant(CLOSED)
         info = action_info(request.action)
@@ -174,31 +191,7 @@ class Access:
     # --- conditions ---------------------------------------------------------
 
     def _context(self, request: Request, info: ActionInfo, view: str) -> cond.Context:
-        keys = {
-            "aws:multifactorauthpresent": cond.KeyModel(
-                "free", (None, ("true",), ("false",))
-            ),
-            "aws:securetransport": cond.KeyModel("free", (("true",), ("false",))),
-            "aws:useragent": cond.KeyModel("free"),
-            "aws:referer": cond.KeyModel("free"),
-        }
-        prefixes = {}
-        if request.action.lower() == "iam:passrole" and request.passed_to:
-            keys["iam:passedtoservice"] = cond.KeyModel(
-                "free", tuple((s,) for s in request.passed_to)
-            )
-        elif request.action.lower() != "iam:passrole":
-            # The key exists only on iam:PassRole requests.
-            keys["iam:passedtoservice"] = cond.KeyModel("fixed", (None,))
-        if "iam:policyarn" in info.condition_keys and view == "definite":
-            keys["iam:policyarn"] = cond.KeyModel(
-                "free", tuple((a,) for a in ADMIN_POLICIES)
-            )
-        if "aws:requesttag/${tagkey}" in info.condition_keys:
-            prefixes["aws:requesttag/"] = cond.KeyModel("free")
-        if "aws:tagkeys" in info.condition_keys:
-            keys["aws:tagkeys"] = cond.KeyModel("free")
-        return cond.Context(keys, prefixes)
+        return _request_context(request.action, request.passed_to, view)
 
     # --- resources ----------------------------------------------------------
 
@@ -415,3 +408,36 @@ def _shape(template: str, partition: str, account: str, named: bool) -> Glob:
         position = found.end()
     tokens.extend(template[position:])
     return Glob(tuple(tokens))
+
+
+@lru_cache(maxsize=4096)
+def _request_context(
+    action: str, passed_to: tuple[str, ...], view: str
+) -> cond.Context:
+    """The condition-key models of one request (shared: read, never changed)."""
+    info = action_info(action)
+    keys = {
+        "aws:multifactorauthpresent": cond.KeyModel(
+            "free", (None, ("true",), ("false",))
+        ),
+        "aws:securetransport": cond.KeyModel("free", (("true",), ("false",))),
+        "aws:useragent": cond.KeyModel("free"),
+        "aws:referer": cond.KeyModel("free"),
+    }
+    prefixes = {}
+    if action.lower() == "iam:passrole" and passed_to:
+        keys["iam:passedtoservice"] = cond.KeyModel(
+            "free", tuple((s,) for s in passed_to)
+        )
+    elif action.lower() != "iam:passrole":
+        # The key exists only on iam:PassRole requests.
+        keys["iam:passedtoservice"] = cond.KeyModel("fixed", (None,))
+    if "iam:policyarn" in info.condition_keys and view == "definite":
+        keys["iam:policyarn"] = cond.KeyModel(
+            "free", tuple((a,) for a in ADMIN_POLICIES)
+        )
+    if "aws:requesttag/${tagkey}" in info.condition_keys:
+        prefixes["aws:requesttag/"] = cond.KeyModel("free")
+    if "aws:tagkeys" in info.condition_keys:
+        keys["aws:tagkeys"] = cond.KeyModel("free")
+    return cond.Context(keys, prefixes)

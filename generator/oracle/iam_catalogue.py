@@ -101,6 +101,7 @@ def data_version() -> str:
     return str(_index().data.data_version())
 
 
+@lru_cache(maxsize=1)
 def all_actions() -> frozenset[str]:
     """Every catalogue action, canonical spelling (``iam:PassRole``)."""
     return frozenset(_index().canonical.values())

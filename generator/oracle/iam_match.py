@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -58,6 +59,7 @@ NAMESEG = "\0n:"  # the same inside one ARN segment: no ":" either
 _WILD = frozenset({STAR, ANY, SEGSTAR, SEGANY, NAMESTAR, NAMESEG})
 _NOT_IN_NAMES = frozenset("${}")
 _OTHER = "\0other"  # the alphabet symbol for every character no pattern names
+_GROWING = threading.Lock()  # guards adding states to a shared automaton
 
 
 class _Unknown:
@@ -224,33 +226,210 @@ def satisfiable(
     are in ``required`` must match, so a path on which one of them died is
     not followed. Exact over all strings; ``None`` when the product grows
     past ``limit`` states.
+
+    The product of the globs' subset automata is walked once for each set
+    of patterns (``_explore``, cached), and ``accept`` is asked about each
+    combination of flags found there. Automata are built once per pattern
+    and shared (``_machine``). Some globs are left out of the product,
+    which leaves its set of states, so the answer and the ``limit`` test,
+    exactly as a walk over every glob would find them, since the state of a
+    glob left out is a function of the others':
+
+    * ``*`` alone matches every string in one unchanging state: its flag is
+      always true.
+    * A glob that can match nothing is always in the empty state, and one
+      whose leading literal text parts from that of a required glob, at
+      some position within both, is in a state fixed by the length read
+      until then and empty after: no string the search reaches matches it,
+      and its flag is always false.
     """
-    machines = [g.tokens for g in globs]
-    alphabet = {t for m in machines if m for t in m if t not in _WILD}
-    alphabet.update((_OTHER, ":"))
-    start = tuple(_closure(m, frozenset({0})) for m in machines)
-    seen = {start}
-    queue = [start]
-    while queue:
-        state = queue.pop()
-        flags = [
-            m is not None and len(m) in s for m, s in zip(machines, state, strict=True)
-        ]
+    machines = [_machine(g.tokens) for g in globs]
+    named: set[str] = set()
+    for m in machines:
+        named |= m.literals
+    anchor = machines[required[0]] if required else None
+    fixed: dict[int, bool] = {}
+    for i, m in enumerate(machines):
+        if i in required:
+            continue
+        if m.tokens == (STAR,):
+            fixed[i] = True
+        elif m.tokens is None or (anchor is not None and _parts(anchor, m)):
+            fixed[i] = False
+    active = tuple(i for i in range(len(machines)) if i not in fixed)
+    musts = tuple(active.index(i) for i in dict.fromkeys(required))
+    reached = _explore(
+        tuple(machines[i].tokens for i in active),
+        musts,
+        frozenset(named & _NOT_IN_NAMES),
+        limit,
+    )
+    if reached is None:
+        logger.debug("satisfiable: gave up after %d states", limit)
+        return None
+    flags = [fixed.get(i, False) for i in range(len(machines))]
+    for vector in reached:
+        for i, flag in zip(active, vector, strict=True):
+            flags[i] = flag
         if accept(flags):
             return True
-        for symbol in alphabet:
-            nxt = tuple(
-                _step(m, s, symbol) for m, s in zip(machines, state, strict=True)
-            )
-            if any(not nxt[i] for i in required):
+    return False
+
+
+@lru_cache(maxsize=16384)
+def _explore(
+    machines: tuple[tuple[str, ...] | None, ...],
+    musts: tuple[int, ...],
+    special: frozenset[str],
+    limit: int,
+) -> frozenset[tuple[bool, ...]] | None:
+    """The match flags of every product state reached; None past ``limit``.
+
+    ``musts`` index the machines that must stay alive; ``special`` are the
+    characters of ``_NOT_IN_NAMES`` some pattern (kept or not) names, which
+    with ``:`` and "other" make up the alphabet besides the literals.
+
+    From each product state only the symbols that some automaton's current
+    positions name literally are read, with ``:``, ``special`` and "other":
+    any further symbol of the alphabet moves every automaton as "other"
+    does, so it reaches no state "other" does not. When the first required
+    automaton sits only on literals, only those can keep it alive.
+    """
+    kept = [_machine(m) for m in machines]
+    base = special | {_OTHER, ":"}
+    if len(kept) == 1:
+        return _explore_one(kept[0], bool(musts), base, limit)
+    lead = kept[musts[0]] if musts else None
+    must = [kept[k] for k in musts]
+    start = tuple(0 for _ in kept)
+    seen = {start}
+    queue = [start]
+    vectors = set()
+    while queue:
+        state = queue.pop()
+        vectors.add(tuple(m.accepting[q] for m, q in zip(kept, state, strict=True)))
+        if lead is not None and not lead.wild[state[musts[0]]]:
+            symbols: Iterable[str] = lead.heads[state[musts[0]]]
+        else:
+            symbols = set(base)
+            for m, q in zip(kept, state, strict=True):
+                symbols.update(m.heads[q])
+        for symbol in symbols:
+            nxt = tuple(m.step(q, symbol) for m, q in zip(kept, state, strict=True))
+            if any(m.empty[nxt[k]] for m, k in zip(must, musts, strict=True)):
                 continue  # a glob that must match can no longer
             if nxt not in seen:
                 if len(seen) >= limit:
-                    logger.debug("satisfiable: gave up after %d states", limit)
                     return None
                 seen.add(nxt)
                 queue.append(nxt)
-    return False
+    return frozenset(vectors)
+
+
+def _explore_one(
+    machine: _Machine, must: bool, base: frozenset[str], limit: int
+) -> frozenset[tuple[bool, ...]] | None:
+    """``_explore`` for a product of one automaton."""
+    seen = {0}
+    queue = [0]
+    vectors = set()
+    while queue:
+        state = queue.pop()
+        vectors.add((machine.accepting[state],))
+        symbols: Iterable[str]
+        if must and not machine.wild[state]:
+            symbols = machine.heads[state]
+        else:
+            symbols = base.union(machine.heads[state])
+        for symbol in symbols:
+            nxt = machine.step(state, symbol)
+            if must and machine.empty[nxt]:
+                continue
+            if nxt not in seen:
+                if len(seen) >= limit:
+                    return None
+                seen.add(nxt)
+                queue.append(nxt)
+    return frozenset(vectors)
+
+
+def _parts(anchor: _Machine, other: _Machine) -> bool:
+    """Whether the leading literal texts of two globs differ somewhere."""
+    return any(a != b for a, b in zip(anchor.prefix, other.prefix, strict=False))
+
+
+class _Machine:
+    """One glob's subset automaton, states numbered as they are found.
+
+    Per state: the positions (sorted), whether it accepts, whether it is
+    empty, the literal tokens at its positions (``heads``) and whether a
+    wildcard sits at one of them (``wild``). Tuples, not sets, so that the
+    garbage collector soon stops tracking them in a long-lived cache.
+    """
+
+    def __init__(self, tokens: tuple[str, ...] | None):
+        self.tokens = tokens
+        self.literals = frozenset(t for t in tokens or () if t not in _WILD)
+        prefix = []
+        for t in tokens or ():
+            if t in _WILD:
+                break
+            prefix.append(t)
+        self.prefix = tuple(prefix)
+        # Per position: the literal character, or None for a wildcard.
+        self.chars = tuple(None if t in _WILD else t for t in tokens or ())
+        self.sets: list[tuple[int, ...]] = []
+        self.ids: dict[tuple[int, ...], int] = {}
+        self.accepting: list[bool] = []
+        self.empty: list[bool] = []
+        self.heads: list[tuple[str, ...]] = []
+        self.wild: list[bool] = []
+        self.moves: list[dict[str, int]] = []
+        self._intern(_closure(tokens, frozenset({0})))
+
+    def _intern(self, positions: frozenset[int]) -> int:
+        states = tuple(sorted(positions))
+        found = self.ids.get(states)
+        if found is not None:
+            return found
+        with _GROWING:  # numbering stays consistent if threads share a machine
+            found = self.ids.get(states)
+            if found is not None:
+                return found
+            chars = self.chars
+            size = len(chars)
+            here = [chars[i] for i in states if i < size]
+            self.sets.append(states)
+            self.accepting.append(self.tokens is not None and size in states)
+            self.empty.append(not states)
+            self.heads.append(tuple(sorted({c for c in here if c is not None})))
+            self.wild.append(None in here)
+            self.moves.append({})
+            self.ids[states] = found = len(self.sets) - 1
+        return found
+
+    def step(self, state: int, symbol: str) -> int:
+        moves = self.moves[state]
+        found = moves.get(symbol)
+        if found is None:
+            if self.wild[state]:
+                positions = frozenset(self.sets[state])
+                found = self._intern(_step(self.tokens, positions, symbol))
+            else:
+                # Only literals in reach: _step reduced to its literal case.
+                chars, size = self.chars, len(self.chars)
+                ahead = frozenset(
+                    i + 1 for i in self.sets[state] if i < size and chars[i] == symbol
+                )
+                found = self._intern(_closure(self.tokens, ahead))
+            moves[symbol] = found
+        return found
+
+
+@lru_cache(maxsize=4096)
+def _machine(tokens: tuple[str, ...] | None) -> _Machine:
+    # Some tens of kilobytes each when fully built: a bounded number is kept.
+    return _Machine(tokens)
 
 
 def _closure(machine: tuple[str, ...] | None, states: frozenset[int]) -> frozenset[int]:

@@ -115,15 +115,21 @@ def _method(data: dict[str, Any]) -> Method:
 def open_methods(
     accesses: dict[str, Access], view: str, *, definite_only: bool = False
 ) -> list[MethodResult]:
-    """Every method not CLOSED in ``view``, best caller kind each."""
+    """Every method not CLOSED in ``view``, best caller kind each.
+
+    Each method's level is worked out once per Access and view (privesc and
+    admin share it, see ``_cached_level``).
+    """
     found = []
-    for method in methods():
+    for number, method in enumerate(methods()):
         if definite_only and not method.definite:
             continue
         kinds = [method.caller] if method.caller else list(accesses)
         best: MethodResult | None = None
         for kind in kinds:
-            result = _method_level(method, accesses[kind], view)
+            result = _cached_level(number, method, accesses[kind], view)
+            if result is None:
+                continue  # CLOSED
             if result.level > CLOSED and (best is None or result.level > best.level):
                 best = result
         if best is not None:
@@ -131,11 +137,35 @@ def open_methods(
     return found
 
 
+def _cached_level(
+    number: int, method: Method, access: Access, view: str
+) -> MethodResult | None:
+    """``_method_level`` once per access, method and view; None when CLOSED.
+
+    A method one of whose required actions, or an action of each any_of
+    group, no Allow even names is CLOSED without looking further.
+    """
+    key = ("method", number, view)
+    if key in access.memo:
+        return access.memo[key]  # type: ignore[return-value]
+    result: MethodResult | None = None
+    possible = all(access.may_allow(a) for a in method.required) and (
+        not method.any_of
+        or any(all(access.may_allow(a) for a in g) for g in method.any_of)
+    )
+    if possible:
+        result = _method_level(method, access, view)
+        if result.level == CLOSED:
+            result = None
+    access.memo[key] = result
+    return result
+
+
 def _method_level(method: Method, access: Access, view: str) -> MethodResult:
     caller = access.caller.kind
     level, statements = OPEN, set()
     for action in method.required:
-        grant = access.grant(method.request(action), view)
+        grant = access.grant(_request(method, action), view)
         level = min(level, grant.level)
         statements.update(grant.statements)
         if level == CLOSED:
@@ -145,7 +175,7 @@ def _method_level(method: Method, access: Access, view: str) -> MethodResult:
         for group in method.any_of:
             group_level, group_statements = OPEN, set()
             for action in group:
-                grant = access.grant(method.request(action), view)
+                grant = access.grant(_request(method, action), view)
                 group_level = min(group_level, grant.level)
                 group_statements.update(grant.statements)
             if group_level > best:
@@ -153,6 +183,17 @@ def _method_level(method: Method, access: Access, view: str) -> MethodResult:
         level = min(level, best)
         statements.update(best_statements)
     return MethodResult(method, level, tuple(sorted(statements)), caller)
+
+
+_REQUESTS: dict[tuple[str, str], Request] = {}
+
+
+def _request(method: Method, action: str) -> Request:
+    key = (method.id, action)
+    found = _REQUESTS.get(key)
+    if found is None:
+        found = _REQUESTS[key] = method.request(action)
+    return found
 
 
 # --- literal admin ------------------------------------------------------------
@@ -181,18 +222,21 @@ def admin_level(policy: Policy, view: str) -> tuple[bool, tuple[int, ...]]:
     if any(s.actions is not None and "*" in s.actions for s in covering):
         index = next(s.index for s in covering if s.actions and "*" in s.actions)
         return True, (index,)
-    missing = set(all_actions())
+    # The catalogue actions left uncovered are those every NotAction names
+    # and no Action does; none left means literal admin.
+    granted: set[str] = set()
+    left: frozenset[str] | set[str] = all_actions()
     for s in covering:
         if s.actions is not None:
             for pattern in s.actions:
-                missing -= expand(pattern)
+                granted |= expand(pattern)
         else:
-            named = set()
+            named: set[str] = set()
             for pattern in s.not_actions or ():
                 named |= expand(pattern)
-            missing &= named
-        if not missing:
-            return True, tuple(c.index for c in covering)
+            left = named & left
+    if left <= granted:
+        return True, tuple(c.index for c in covering)
     return False, ()
 
 

@@ -36,6 +36,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from generator.config.iam import Condition, Policy, Statement
 from generator.oracle import iam_conditions as cond
@@ -352,11 +353,22 @@ def _reaches(
 ) -> bool:
     """Whether some action and resource of ``allow`` escape every Deny."""
     actions = _action_set(allow)
-    groups: dict[tuple[int, ...], None] = {}
-    deny_sets = [(d, _action_set(d)) for d in denies]
-    for action in actions:
-        signature = tuple(d.index for d, names in deny_sets if action in names)
-        groups.setdefault(signature, None)
+    # The actions fall into groups by which Denies name them (the Denies'
+    # indexes, in order); each group is judged once on resources.
+    blocks: list[tuple[tuple[int, ...], frozenset[str]]] = (
+        [((), actions)] if actions else []
+    )
+    for deny in denies:
+        names = _action_set(deny)
+        split = []
+        for signature, block in blocks:
+            inside = block & names
+            if inside:
+                split.append(((*signature, deny.index), inside))
+            if len(inside) < len(block):
+                split.append((signature, block - inside))
+        blocks = split
+    groups: dict[tuple[int, ...], None] = dict.fromkeys(s for s, _ in blocks)
     if not actions and view == "possible" and allow.actions is not None:
         # Only names the catalogue lacks: real or not, they may be granted.
         groups[()] = None
@@ -369,13 +381,21 @@ def _reaches(
 
 
 def _action_set(statement: Statement) -> frozenset[str]:
-    if statement.actions is not None:
+    return _action_names(statement.actions, statement.not_actions)
+
+
+@lru_cache(maxsize=64)  # a NotAction's set holds most of the catalogue
+def _action_names(
+    actions: tuple[str, ...] | None, not_actions: tuple[str, ...] | None
+) -> frozenset[str]:
+    """The catalogue actions an Action (or every one a NotAction leaves)."""
+    if actions is not None:
         names: set[str] = set()
-        for pattern in statement.actions:
+        for pattern in actions:
             names |= expand(pattern)
         return frozenset(names)
     excluded: set[str] = set()
-    for pattern in statement.not_actions or ():
+    for pattern in not_actions or ():
         excluded |= expand(pattern)
     return all_actions() - excluded
 
