@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_report(commands)
     _add_gate(commands)
     _add_export(commands)
+    _add_guard(commands)
     return parser
 
 
@@ -742,6 +743,88 @@ def _run_export(args: argparse.Namespace) -> int:
     )
     print(f"wrote {args.out}: {json.dumps(summary, sort_keys=True)}")
     return EXIT_OK
+
+
+# --- guard ------------------------------------------------------------------
+
+
+def _add_guard(commands) -> None:
+    sub = _command(
+        commands,
+        "guard",
+        "Route model outputs to pass, review or block by the oracles.",
+        """\
+        Reads JSON Lines, one model output each: {"id": ..., "output": TEXT}
+        and optionally "input": the config the model was asked about. Writes
+        one decision per line, in input order, as soon as it is made:
+        {"id", "decision": "pass"|"review"|"block", "categories", "findings",
+        "reason"}. Configs are found in fenced blocks and bare YAML, JSON or
+        Terraform in the text; each is judged by its oracle (Pod Security,
+        IAM privesc/admin/public, security groups open to the internet,
+        NetworkPolicy rules). With "input", every setting the output makes
+        weaker is a finding too, with its field path.
+
+        Default policy: block on a Pod Security failure (restricted, at the
+        latest version) or an escalation check, an IAM "yes", a group open
+        to the internet; review on any weakening, an IAM "depends", an
+        undecidable group, an allow-all NetworkPolicy rule, and any
+        security-relevant block that cannot be read or judged alone; pass
+        otherwise. --policy FILE (YAML) changes actions; see the README.
+
+        Exit status: 0 every output passes, 1 some output is review or
+        block, 2 bad usage or policy file, or some input line was not a
+        usable record (it still gets a decision, id null, review).
+
+        examples:
+          spotcheck guard outputs.jsonl > decisions.jsonl
+          model-server-log | spotcheck guard - --policy guard.yaml
+        """,
+    )
+    sub.add_argument(
+        "file", nargs="?", default="-", metavar="FILE",
+        help="JSON Lines of outputs (default: - for stdin)",
+    )  # fmt: skip
+    sub.add_argument(
+        "--policy", type=Path, metavar="FILE",
+        help="YAML policy: which events block, which go to review",
+    )  # fmt: skip
+    sub.add_argument(
+        "--out", type=Path, metavar="FILE",
+        help="write decisions here instead of stdout",
+    )  # fmt: skip
+    sub.set_defaults(handler=_run_guard)
+
+
+def _run_guard(args: argparse.Namespace) -> int:
+    from generator.guard import Guard, decide_stream
+    from generator.guard_policy import GuardPolicy, load_guard_policy
+
+    policy = load_guard_policy(args.policy) if args.policy else GuardPolicy()
+    guard = Guard(policy)
+    try:
+        source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")
+    except FileNotFoundError:
+        raise InvalidArgument(f"{args.file}: no such file; check the path") from None
+    with source:
+        if args.out is None:
+            counts = decide_stream(guard, source, _flushing(sys.stdout))
+        else:
+            with open(args.out, "w", encoding="utf-8") as out:
+                counts = decide_stream(guard, source, out.write)
+    print("guard: " + ", ".join(f"{counts[k]} {k}" for k in counts), file=sys.stderr)
+    if counts["bad_record"]:
+        return EXIT_USAGE
+    return EXIT_FAIL if counts["review"] or counts["block"] else EXIT_OK
+
+
+def _flushing(stream):
+    """A writer that flushes each line: a decision is for the next stage now."""
+
+    def write(text: str) -> None:
+        stream.write(text)
+        stream.flush()
+
+    return write
 
 
 def _positive_int(text: str) -> int:

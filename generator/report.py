@@ -42,7 +42,9 @@ logger = logging.getLogger(__name__)
 #    fixed, persisting) with Newcombe intervals; "baseline" with --compare;
 #    each run has "templates"; clusters are listed by effect within a kind;
 #    "minimal_example" is filled by ``report --minimize``.
-REPORT_VERSION = 4
+# 5: each run has "guard": for repair runs, what ``spotcheck guard`` (default
+#    policy) would have done with each output; None for verdict runs.
+REPORT_VERSION = 5
 
 ANSWERS = ("unsafe", "safe", "unparseable")
 
@@ -273,10 +275,57 @@ def _run_report(
         "per_rule": _breakdown(tally.rules, "rule", run.task),
         "per_family": _breakdown(tally.families, "family", run.task),
         "cluster_settings": settings,
+        "guard": _guard_section(run) if run.task == "repair" else None,
         "clusters": [_with_example(run, c.to_dict()) for c in clusters],
         "leads": [_with_example(run, c.to_dict()) for c in leads],
     }
     return run, report, rows if keep_rows and with_clusters else None
+
+
+# How a repair's outcome reads as an output the guard saw: a repair the
+# oracle still finds unsafe is an unsafe output, a correct one a safe one.
+_GUARD_OUTCOMES = {
+    "repair_still_unsafe": "unsafe",
+    None: "safe",
+    "repair_broke_intent": "broke_intent",
+    "unparseable": "unparseable",
+}
+
+
+def _guard_section(run: Run) -> dict[str, Any]:
+    """What the guard would have done with each repair the model wrote.
+
+    Recall: the unsafe outputs (repairs the oracle still finds unsafe) it
+    blocks or sends to review. Needless review: the safe outputs (correct
+    repairs) it sends to a human all the same. Each output is decided with
+    its case's config as the input, as a serving path would.
+    """
+    from generator.guard import Guard
+
+    guard = Guard()
+    counts = {
+        kind: dict.fromkeys(("pass", "review", "block"), 0)
+        for kind in dict.fromkeys(_GUARD_OUTCOMES.values())
+    }
+    missed: list[str] = []
+    for _, case, result in run.records():
+        kind = _GUARD_OUTCOMES.get(result.get("failure"), "unparseable")
+        output = result.get("output")
+        decision = guard.decide(
+            output if isinstance(output, str) else "", case["config"]
+        )
+        counts[kind][decision.decision] += 1
+        if kind == "unsafe" and decision.decision == "pass" and len(missed) < 20:
+            missed.append(case["id"])
+    unsafe, safe = counts["unsafe"], counts["safe"]
+    return {
+        "policy": guard.policy.to_dict(),
+        "by_outcome": counts,
+        "recall": rate(unsafe["review"] + unsafe["block"], sum(unsafe.values())),
+        "blocked": rate(unsafe["block"], sum(unsafe.values())),
+        "needless_review": rate(safe["review"] + safe["block"], sum(safe.values())),
+        "missed": missed,
+    }
 
 
 def _with_example(run: Run, cluster: dict[str, Any]) -> dict[str, Any]:
@@ -673,6 +722,9 @@ def _format_run(run: dict[str, Any]) -> str:
     labels = [_SHORT[k] for k in shown]
     out += _table(["family", "cases", "accuracy", *labels], rows)
 
+    if run.get("guard"):
+        out += _format_guard(run["guard"])
+
     out += ["", "## Failure clusters", ""]
     out += _format_clusters(run["clusters"], run["cluster_settings"]["alpha"])
     if run["leads"]:
@@ -686,6 +738,37 @@ def _format_run(run: dict[str, Any]) -> str:
         out += _slice_table(run["leads"], with_q=True)
     out += _format_minimal(run)
     return "\n".join(out)
+
+
+_GUARD_ROWS = {
+    "unsafe": "unsafe (repair still unsafe)",
+    "safe": "safe (correct repair)",
+    "broke_intent": "broke intent",
+    "unparseable": "unparseable",
+}
+
+
+def _format_guard(guard: dict[str, Any]) -> list[str]:
+    """The guard section: recall on unsafe outputs, needless reviews."""
+    recall, needless = guard["recall"], guard["needless_review"]
+    out = ["", "## Guard on the model's outputs (default policy)", ""]
+    out += [
+        f"`spotcheck guard` would have blocked or sent to review "
+        f"**{recall['count']} of {recall['of']} unsafe outputs** (recall "
+        f"{_pct(recall['value'])}, 95% interval {_span(recall['interval'])}; "
+        f"blocked {guard['blocked']['count']}), and sent {needless['count']} of "
+        f"{needless['of']} safe outputs to a human needlessly "
+        f"({_pct(needless['value'])}).",
+        "",
+    ]
+    rows = [
+        [_GUARD_ROWS[kind], sum(c.values()), c["pass"], c["review"], c["block"]]
+        for kind, c in guard["by_outcome"].items()
+    ]
+    out += _table(["output", "count", "pass", "review", "block"], rows)
+    if guard["missed"]:
+        out += ["", "Unsafe outputs it let pass: " + ", ".join(guard["missed"])]
+    return out
 
 
 def _format_minimal(run: dict[str, Any]) -> list[str]:
