@@ -295,6 +295,12 @@ def _print_check(report, level: str, version: str) -> None:
 # --- generate ---------------------------------------------------------------
 
 
+# The domains `generate` knows, spelled out so that building the parser does
+# not import the generators (every `check` would pay for it); a test holds
+# this equal to generator.suite.DOMAINS.
+GENERATE_DOMAINS = ("k8s", "iam", "netpol", "sg")
+
+
 def _add_generate(commands) -> None:
     sub = _command(
         commands,
@@ -316,10 +322,11 @@ def _add_generate(commands) -> None:
     sub.add_argument(
         "--domain",
         action="append",
-        choices=("k8s", "iam"),
+        choices=GENERATE_DOMAINS,
         help="config domain, repeatable: k8s (pod specs, Pod Security Standards), "
-        "iam (policies: privesc, admin, public); the count is split evenly "
-        "(default: k8s)",
+        "iam (policies: privesc, admin, public), netpol (NetworkPolicy "
+        "reachability), sg (security groups open to the internet, Terraform); "
+        "the count is split evenly (default: k8s)",
     )
     sub.add_argument(
         "--count",

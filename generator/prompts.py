@@ -56,6 +56,10 @@ DOMAIN_VARIABLES: dict[str, frozenset[str]] = {
     "k8s": frozenset({"level", "policy_version"}),
     # iam:<what>: what is asked (privesc, admin or public).
     "iam": frozenset({"iam_question"}),
+    # netpol:from=NS/POD,to=NS/POD,port=N/PROTO: the flow asked about.
+    "netpol": frozenset({"netpol_from", "netpol_to", "netpol_port", "netpol_protocol"}),
+    # sg:open_ipv4:22/tcp: the port, its protocol, and which internet.
+    "sg": frozenset({"sg_port", "sg_protocol", "sg_ip_version"}),
 }
 
 _HEADER = re.compile(
@@ -193,7 +197,48 @@ def case_variables(case: Case) -> dict[str, Any]:
                 f"{', '.join('iam:' + q for q in _IAM_QUESTIONS)}"
             )
         variables["iam_question"] = what
+    elif case.domain == "netpol":
+        variables.update(_netpol_variables(case))
+    elif case.domain == "sg":
+        variables.update(_sg_variables(case))
     return variables
+
+
+def _netpol_variables(case: Case) -> dict[str, str]:
+    fields = dict(
+        part.partition("=")[::2]
+        for part in case.question.removeprefix("netpol:").split(",")
+    )
+    port, _, protocol = fields.get("port", "").partition("/")
+    if not case.question.startswith("netpol:") or not {"from", "to"} <= set(fields):
+        raise InvalidArgument(
+            f"case {case.id}: question {case.question!r} is not "
+            "netpol:from=NS/POD,to=NS/POD,port=N/PROTO"
+        )
+    return {
+        "netpol_from": fields["from"],
+        "netpol_to": fields["to"],
+        "netpol_port": port,
+        "netpol_protocol": (protocol or "tcp").upper(),
+    }
+
+
+def _sg_variables(case: Case) -> dict[str, str]:
+    parts = case.question.split(":")
+    if len(parts) != 3 or parts[0] != "sg" or parts[1] not in _SG_WHICH:
+        raise InvalidArgument(
+            f"case {case.id}: question {case.question!r} is not "
+            "sg:open_ipv4:PORT/PROTO or sg:open_ipv6:PORT/PROTO"
+        )
+    port, _, protocol = parts[2].partition("/")
+    return {
+        "sg_port": port,
+        "sg_protocol": (protocol or "tcp").upper(),
+        "sg_ip_version": _SG_WHICH[parts[1]],
+    }
+
+
+_SG_WHICH = {"open_ipv4": "IPv4", "open_ipv6": "IPv6"}
 
 
 _IAM_QUESTIONS = ("privesc", "admin", "public")

@@ -50,11 +50,17 @@ from generator.oracle.k8s import parse_question
 from generator.oracle.k8s_policy import LEVELS
 from generator.records import Case, dumps_line
 
-__all__ = ["DOMAINS", "MIN_VERDICT_SHARE", "SIBLING_SHARE", "generate_suite"]
+__all__ = [
+    "DOMAINS",
+    "MIN_VERDICT_SHARE",
+    "SIBLING_SHARE",
+    "generate_suite",
+    "question_kind",
+]
 
 logger = logging.getLogger(__name__)
 
-DOMAINS = ("k8s", "iam")
+DOMAINS = ("k8s", "iam", "netpol", "sg")
 MIN_VERDICT_SHARE = 0.30
 MAX_COUNT = 1_000_000
 # An IAM share is split over its questions: privilege escalation is the
@@ -62,6 +68,10 @@ MAX_COUNT = 1_000_000
 # public access of resource and trust policies.
 IAM_QUESTIONS = ("iam:privesc", "iam:admin", "iam:public")
 IAM_SHARES = (0.4, 0.25, 0.35)
+# netpol asks one kind of question (can this flow get through?), each case
+# about its own flow; sg asks whether a port is open to the whole IPv4 or
+# IPv6 internet, IPv4 first because that is where most rules are written.
+NETWORK_SHARES = {"netpol": (1.0,), "sg": (0.6, 0.4)}
 # The share of a suite given to siblings: 40 in 100 cases are siblings of 20
 # base cases (one same, one opposite each), leaving 60 distinct meanings
 # for coverage and clusters while 20 pairs of each kind measure consistency.
@@ -102,8 +112,10 @@ def generate_suite(
             parts.append(
                 _k8s_part(share, seed, question, level, version, siblings, started)
             )
-        else:
+        elif domain == "iam":
             parts.append(_iam_part(share, seed, siblings))
+        else:
+            parts.append(_network_part(domain, share, seed, siblings))
     cases = [case for part in parts for case in part["cases"]]
     if len(cases) < count:
         logger.warning(
@@ -228,6 +240,82 @@ def _iam_part(count: int, seed: int, siblings: bool) -> dict[str, Any]:
             "iam_seeds_sha256": _digest(sorted(IAM_SEEDS_DIR.glob("*.json"))),
         },
     }
+
+
+def _network_part(domain: str, count: int, seed: int, siblings: bool):
+    """The netpol or sg cases of a suite, chosen per question kind (netpol:
+    one; sg: open_ipv4, open_ipv6) so both verdicts reach the floor in each,
+    with siblings made by ``generator.families.netpol_sg_build``."""
+    from generator.families import netpol_sg_build as build
+
+    if domain == "netpol":
+        from generator.families.netpol_build import NETPOL as spec
+        from generator.families.netpol_build import NETPOL_SEEDS_DIR as seeds_dir
+        from generator.grammar.netpol import GRAMMAR_PATH as grammar_path
+    else:
+        from generator.families.sg_build import SG as spec
+        from generator.families.sg_build import SG_SEEDS_DIR as seeds_dir
+        from generator.grammar.sg import GRAMMAR_PATH as grammar_path
+
+    def same(candidate, base, taken):
+        return build.same_sibling(spec, candidate, base, seed=seed, taken=taken)
+
+    def opposite(candidate, base, taken):
+        return build.opposite_sibling(spec, candidate, base, seed=seed, taken=taken)
+
+    def make_case(candidate, question):
+        return build.to_case(spec, candidate)
+
+    split = dict(
+        zip(spec.kinds, _split_by_share(count, NETWORK_SHARES[domain]), strict=True)
+    )
+    cases: list[Case] = []
+    profile: dict[str, dict[str, int]] = {}
+    undecidable: dict[str, dict[str, int]] = {}
+    invalid: dict[str, dict[str, int]] = {}
+    for kind, share in split.items():
+        if not share:
+            continue
+        pool = build.build_pool(spec, count=share, seed=seed, kind=kind)
+        chosen = _cases(pool, share, kind, make_case)  # type: ignore[arg-type]
+        if siblings:
+            made = with_siblings(chosen, share, same=same, opposite=opposite)
+        else:
+            made = [case for _, case in chosen]
+        cases.extend(made)
+        for name, entry in pool.profile.to_dict().items():
+            merged = profile.setdefault(name, {"calls": 0, "applied": 0, "flips": 0})
+            for key, value in entry.items():
+                merged[key] += value
+        undecidable[kind] = dict(sorted(pool.undecidable.items()))
+        invalid[kind] = dict(sorted(pool.invalid.items()))
+        logger.info(
+            "generate: %s: %d cases, %d undecidable drafts dropped",
+            kind, len(made), sum(pool.undecidable.values()),
+        )  # fmt: skip
+    return {
+        "domain": domain,
+        "cases": cases,
+        "questions": [k for k, n in split.items() if n],
+        "profile": profile,
+        "undecidable": undecidable,
+        "invalid": invalid,
+        "inputs": {
+            f"{domain}_grammar_sha256": _digest([grammar_path]),
+            f"{domain}_seeds_sha256": _digest(sorted(seeds_dir.glob("*.*"))),
+        },
+    }
+
+
+def question_kind(question: str) -> str:
+    """What a question asks, without the cell: ``sg:open_ipv4`` of
+    ``sg:open_ipv4:22/tcp``, ``netpol:reach`` of every netpol flow; other
+    questions are their own kind."""
+    if question.startswith("netpol:"):
+        return "netpol:reach"
+    if question.startswith("sg:"):
+        return question.rpartition(":")[0]
+    return question
 
 
 def _split_by_share(count: int, shares: tuple[float, ...]) -> list[int]:
@@ -502,7 +590,9 @@ def _manifest(cases, parts, body, domains, count, seed) -> dict[str, Any]:
         counts["rule"].update(case.truth.rules)
         counts["operator"].update(dict.fromkeys(case.origin.operators, 1))
         by_family.setdefault(case.family, Counter())[case.truth.verdict] += 1
-        by_question.setdefault(case.question, Counter())[case.truth.verdict] += 1
+        by_question.setdefault(question_kind(case.question), Counter())[
+            case.truth.verdict
+        ] += 1
     profile: dict[str, dict[str, int]] = {}
     questions: list[str] = []
     inputs: dict[str, Any] = {}
@@ -517,8 +607,11 @@ def _manifest(cases, parts, body, domains, count, seed) -> dict[str, Any]:
         "spotcheck_version": _version(),
         "domains": list(domains),
         # The one question every case answers; null when a suite asks several
-        # (IAM asks three), which "questions" then lists.
-        "question": questions[0] if len(questions) == 1 else None,
+        # (IAM asks three), which "questions" then lists. netpol and sg list
+        # question kinds: each case names its own flow or port.
+        "question": questions[0]
+        if len(questions) == 1 and parts[0]["domain"] in ("k8s", "iam")
+        else None,
         "seed": seed,
         "count": count,
         "cases": len(cases),

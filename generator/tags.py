@@ -11,6 +11,8 @@ from __future__ import annotations
 __all__ = [
     "IAM_KEYS",
     "K8S_KEYS",
+    "NETPOL_KEYS",
+    "SG_KEYS",
 ]
 
 # --- every case ---------------------------------------------------------------
@@ -110,4 +112,49 @@ IAM_KEYS = (
     QUESTION, POLICY_KIND, JSON_LAYOUT, POLICY_VERSION, STATEMENTS, STATEMENT_FORM,
     EFFECTS, NOT_ACTION, NOT_RESOURCE, ACTION_WILDCARD, ACTION_CASE, RESOURCE_FORM,
     POLICY_VARIABLES, CONDITION_KEYS, PRINCIPAL_FORM, VALUE_SHAPES,
+)  # fmt: skip
+
+# --- netpol: computed in generator.families.netpol_build -------------------------
+POLICIES = "policies"  # NetworkPolicy count
+FLOW = "flow"  # pod-pod | pod-external | external-pod
+SAME_NAMESPACE = "same_namespace"  # both ends in one namespace
+PROTOCOL = "protocol"  # asked protocol: tcp | udp | sctp
+POLICY_TYPES_WRITTEN = "policy_types_written"  # some policy writes policyTypes
+EMPTY_RULE = "empty_rule"  # a `- {}` rule
+EMPTY_PEERS = "empty_peers"  # a `from: []` / `to: []`
+PEER_AND = "peer_and"  # a peer with namespaceSelector AND podSelector
+IP_BLOCK = "ip_block"
+EXPRESSIONS = "expressions"  # matchExpressions anywhere
+NOT_IN = "not_in"
+NAMED_PORT = "named_port"
+END_PORT = "end_port"
+PROTOCOL_WRITTEN = "protocol_written"  # some port entry writes its protocol
+
+NETPOL_KEYS = (
+    FAMILY, METHOD, OPERATORS, OPERATOR_COUNT, SEED_FILE, SIZE, RELATION,
+    QUESTION, YAML_STYLE, DOCUMENTS, POLICIES, FLOW, SAME_NAMESPACE, PROTOCOL,
+    POLICY_TYPES_WRITTEN, EMPTY_RULE, EMPTY_PEERS, PEER_AND, IP_BLOCK, EXPRESSIONS,
+    NOT_IN, NAMED_PORT, END_PORT, PROTOCOL_WRITTEN,
+)  # fmt: skip
+
+# --- sg: computed in generator.families.sg_build ---------------------------------
+RULE_STYLE = "rule_style"  # inline | attribute | rule | vpc
+GRANTS = "grants"  # ingress statements written
+PORT = "port"  # the asked port
+IP_VERSION = "ip_version"  # 4 | 6: what the question asks about
+PROTOCOL_SPELLING = "protocol_spelling"  # name | number | all | mixed
+PORT_SPELLING = "port_spelling"  # number | string | float | none
+CIDR_FORM = "cidr_form"  # literal | variable | local | function | for | mixed
+WORLD_LITERAL = "world_literal"  # 0.0.0.0/0 or ::/0 written literally
+SPLIT_CIDRS = "split_cidrs"  # world covered by several blocks
+MIXED_SOURCES = "mixed_sources"  # self / SG / prefix list beside CIDRs
+DYNAMIC = "dynamic"  # a dynamic "ingress" block
+COUNT_ZERO = "count_zero"  # a rule resource with count = 0
+EGRESS_WORLD = "egress_world"  # an egress rule to the world (a decoy)
+
+SG_KEYS = (
+    FAMILY, METHOD, OPERATORS, OPERATOR_COUNT, SEED_FILE, SIZE, RELATION,
+    QUESTION, RULE_STYLE, GRANTS, PORT, IP_VERSION, PROTOCOL_SPELLING,
+    PORT_SPELLING, CIDR_FORM, WORLD_LITERAL, SPLIT_CIDRS, MIXED_SOURCES, DYNAMIC,
+    COUNT_ZERO, EGRESS_WORLD,
 )  # fmt: skip

@@ -41,3 +41,10 @@ def test_every_command_has_help_that_names_its_options(capsys):
 def test_stdin_can_be_named_only_once(capsys):
     assert main(["check", "-", "-"]) == 2
     assert "stdin" in capsys.readouterr().err
+
+
+def test_generate_offers_exactly_the_domains_the_suite_knows():
+    from generator.cli import GENERATE_DOMAINS
+    from generator.suite import DOMAINS
+
+    assert GENERATE_DOMAINS == DOMAINS

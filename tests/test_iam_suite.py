@@ -159,8 +159,8 @@ def test_two_domains_share_a_suite_half_and_half(tmp_path):
 
 
 def test_an_unknown_domain_is_refused_listing_the_known_ones(tmp_path):
-    with pytest.raises(InvalidArgument, match="known: k8s, iam"):
-        generate_suite(domains=("netpol",), count=5, seed=1, out_dir=tmp_path)
+    with pytest.raises(InvalidArgument, match="known: k8s, iam, netpol, sg"):
+        generate_suite(domains=("gcp",), count=5, seed=1, out_dir=tmp_path)
 
 
 # --- prompts -----------------------------------------------------------------------

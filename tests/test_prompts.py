@@ -90,8 +90,8 @@ def test_undefined_attribute_is_an_error_not_an_empty_string():
 
 
 def test_missing_template_names_the_file_it_looked_for():
-    with pytest.raises(InvalidArgument, match="netpol/verdict.jinja"):
-        load_template("netpol", "verdict")
+    with pytest.raises(InvalidArgument, match="gcp/verdict.jinja"):
+        load_template("gcp", "verdict")
 
 
 def test_k8s_case_needs_a_pss_question():

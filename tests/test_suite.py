@@ -142,7 +142,7 @@ def test_a_baseline_suite_covers_the_baseline_checks(tmp_path):
         ({"count": 0}, "count=0"),
         ({"count": "10"}, "count='10'"),
         ({"seed": 1.5}, "seed=1.5"),
-        ({"domains": ("k8s", "netpol")}, "'netpol'"),
+        ({"domains": ("k8s", "gcp")}, "'gcp'"),
         ({"level": "privileged"}, "level='privileged'"),
         ({"pss_version": "1.37"}, "'1.37'"),
     ],
