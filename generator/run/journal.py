@@ -10,10 +10,17 @@ not a crash artefact but an edit, and is an error.
 Re-running into the same directory skips every case that already has a
 result, so ``spotcheck run`` is also ``spotcheck resume``. Results of a
 different task, model or template are refused rather than mixed.
+
+Never a duplicate: a case already in the file is not appended again, and
+while a journal is open it holds an exclusive ``flock`` on the file, so a
+second ``spotcheck run`` into the same directory is refused instead of
+answering the same cases beside the first. The kernel drops the lock when
+its process dies, kill -9 included, so a crashed run never blocks a resume.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -40,11 +47,38 @@ class Journal:
         self.path = Path(path)
         self.finished: set[str] = set()
         self.identity: tuple[str, str, str, int] | None = None
-        if self.path.exists():
+        # One descriptor for the journal's life: it carries the lock, and
+        # every batch goes out through it (O_APPEND: always at the end).
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise SuiteError(
+                f"{self.path} is being written by another spotcheck run; wait "
+                "for it to finish or write this run to another --out directory"
+            ) from None
+        try:
+            _fsync_directory(self.path.parent)
             self._cut_torn_tail()
             for result in read_results(self.path):
                 self.finished.add(result.case_id)
                 self.identity = self.identity or _identity(result)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the lock; the journal cannot be appended to afterwards."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _cut_torn_tail(self) -> None:
         # Only the bytes after the last newline can be a half-written line.
@@ -75,17 +109,39 @@ class Journal:
             )
 
     def append(self, results: Iterable[Result]) -> None:
-        """Write results as one batch and force them to disk."""
-        batch = list(results)
+        """Write results as one batch and force them to disk.
+
+        A result for a case already in the journal is dropped with a
+        warning: the first answer stands, as readers of the file assume.
+        """
+        batch = []
+        for result in results:
+            if result.case_id in self.finished:
+                logger.warning(
+                    "%s: case %s already answered", self.path, result.case_id
+                )
+                continue
+            batch.append(result)
+            self.finished.add(result.case_id)
         if not batch:
             return
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write("".join(dumps_line(result) for result in batch))
-            handle.flush()
-            os.fsync(handle.fileno())
-        for result in batch:
-            self.finished.add(result.case_id)
-            self.identity = self.identity or _identity(result)
+        data = "".join(dumps_line(result) for result in batch).encode("utf-8")
+        # os.write may write less than asked; a kill between two writes
+        # leaves a torn last line, which the next open cuts off.
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        os.fsync(self._fd)
+        self.identity = self.identity or _identity(batch[0])
+
+
+def _fsync_directory(directory: Path) -> None:
+    # A new file's directory entry is durable only once the directory is.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _last_newline(handle: BinaryIO, end: int) -> int:

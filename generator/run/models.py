@@ -48,6 +48,8 @@ __all__ = [
     "ModelSource",
     "cache_root",
     "load_model",
+    "load_tokenizer",
+    "local_checkpoint",
     "resolve_model",
 ]
 
@@ -108,8 +110,8 @@ def resolve_model(spec: str) -> ModelSource:
         return _demo_source()
     if "://" in spec:
         raise ModelError(
-            f"model {spec!r} is a URL; this runner loads local models only "
-            "(pass 'demo', a checkpoint directory or a .gguf file)"
+            f"model {spec!r} is a URL; pass --backend openai to ask a server, "
+            "or 'demo', a checkpoint directory or a .gguf file to load one here"
         )
 
     path = Path(spec).expanduser()
@@ -183,6 +185,32 @@ def load_model(spec: str | ModelSource, *, device: str | None = None) -> LoadedM
     if source.kind != "checkpoint":
         directory = _cached_checkpoint(source)
     return _load_checkpoint(source, directory, device)
+
+
+def local_checkpoint(spec: str | ModelSource) -> Path:
+    """A checkpoint directory for ``spec``, converting a GGUF on first use.
+
+    For engines that read checkpoints themselves (vLLM has no GGUF loader).
+    """
+    source = resolve_model(spec) if isinstance(spec, str) else spec
+    if source.kind == "checkpoint":
+        return source.path
+    _quiet_transformers()
+    return _cached_checkpoint(source)
+
+
+def load_tokenizer(spec: str | ModelSource) -> Any:
+    """The tokenizer (with its chat template) of a local model, offline."""
+    from transformers import AutoTokenizer
+
+    directory = local_checkpoint(spec)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load a tokenizer from {directory}: {exc}") from exc
+    if tokenizer.chat_template is None:
+        raise ModelError(f"the tokenizer in {directory} has no chat template")
+    return tokenizer
 
 
 def _quiet_transformers() -> None:

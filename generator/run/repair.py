@@ -201,24 +201,28 @@ def _intent_changes(original: str, repaired: str) -> list[str]:
 
 
 class RepairGenerator:
-    """Asks a model for repairs, greedily, a batch at a time."""
+    """Asks a model for repairs, greedily, a batch at a time.
+
+    ``backend`` is any ``generator.run.backends.Backend`` (a ``LoadedModel``
+    is wrapped in the transformers one).
+    """
 
     def __init__(
         self,
-        loaded: Any,
+        backend: Any,
         template: PromptTemplate,
         *,
         max_new_tokens: int = MAX_NEW_TOKENS,
     ):
-        self.loaded = loaded
+        from generator.run.models import LoadedModel
+
+        if isinstance(backend, LoadedModel):
+            from generator.run.backends import TransformersBackend
+
+            backend = TransformersBackend(backend)
+        self.backend = backend
         self.template = template
         self.max_new_tokens = max_new_tokens
-        tokenizer = loaded.tokenizer
-        # Left padding keeps every prompt's end in the last column, where
-        # generation continues.
-        tokenizer.padding_side = "left"
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
 
     def settings(self) -> dict[str, Any]:
         """How repairs were generated, for run.json."""
@@ -230,43 +234,16 @@ class RepairGenerator:
 
     def generate(self, cases: Sequence[Case]) -> list[Result]:
         """One Result per case, in order."""
-        import torch
-
         started = time.monotonic()
-        tokenizer = self.loaded.tokenizer
-        texts = [
-            tokenizer.apply_chat_template(
-                render_case(self.template, case),
-                add_generation_prompt=True,
-                tokenize=False,
-            )
-            for case in cases
-        ]
-        batch = tokenizer(
-            texts, return_tensors="pt", padding=True, add_special_tokens=False
-        ).to(self.loaded.model.device)
-
-        longest = max(
-            len(tokenizer.encode(c.config, add_special_tokens=False)) for c in cases
-        )
+        chats = [render_case(self.template, case) for case in cases]
+        longest = max(self.backend.count_tokens(c.config) for c in cases)
         budget = min(self.max_new_tokens, longest + longest // 2 + _SLACK_TOKENS)
-        with torch.inference_mode():
-            generated = self.loaded.model.generate(
-                **batch,
-                do_sample=False,
-                max_new_tokens=budget,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-            )
-        new = generated[:, batch["input_ids"].shape[1] :]
+        answers = self.backend.generate(chats, budget)
         each = (time.monotonic() - started) / len(cases)
-
-        results = []
-        for case, row in zip(cases, new, strict=True):
-            ids = [t for t in row.tolist() if t != tokenizer.pad_token_id]
-            output = tokenizer.decode(ids, skip_special_tokens=True)
-            results.append(self._result(case, output, len(ids), each))
-        return results
+        return [
+            self._result(case, answer.text, answer.tokens, each)
+            for case, answer in zip(cases, answers, strict=True)
+        ]
 
     def _result(self, case: Case, output: str, tokens: int, seconds: float) -> Result:
         judgement = judge_repair(case, output)
@@ -275,7 +252,7 @@ class RepairGenerator:
             task="repair",
             template_id=self.template.id,
             template_version=self.template.version,
-            model_id=self.loaded.model_id,
+            model_id=self.backend.model_id,
             output=output,
             answer=judgement.answer,
             correct=judgement.failure is None,

@@ -12,6 +12,19 @@ verdict template; ``repair`` only unsafe cases of a domain whose oracle can
 re-check a repair (k8s, iam). ``limit`` keeps the first N such cases in suite
 order, so re-running with the same limit resumes the same selection.
 
+``shard=(i, n)`` keeps the cases whose id hashes to ``i`` of ``n`` (1-based:
+``--shard 1/4`` ... ``4/4``): the first 8 bytes of the sha256 of the case id,
+as a big-endian integer, modulo ``n`` equal to ``i - 1``. The split is taken
+after ``limit``, so the ``n`` shards of one limit partition exactly the
+cases an unsharded run with that limit answers, and a case keeps its shard
+when the suite is reordered. Each shard writes its own run directory;
+run.json records the shard, and resuming with another shard is refused.
+
+Crash safety is ``journal``'s: each batch is fsync'd before the next starts,
+a torn last line is cut off on resume, a case is never written twice, and a
+second process writing to the same directory is refused. ``resume=True``
+only adds the demand that there is a run to resume.
+
 ``Result.tokens`` counts the prompt for a verdict and the generated answer
 for a repair; ``Result.seconds`` is the batch's time shared among its cases.
 """
@@ -30,14 +43,21 @@ from typing import TYPE_CHECKING, Any
 from generator.errors import InvalidArgument, SuiteError
 from generator.prompts import PromptTemplate, load_template
 from generator.records import Case, Result
+from generator.run.backends import check_backend
 from generator.run.journal import Journal, read_results, write_json_atomic
-from generator.run.models import resolve_model
 from generator.rundata import iter_cases
 
 if TYPE_CHECKING:
-    from generator.run.models import LoadedModel
+    from generator.run.backends import Backend
 
-__all__ = ["REPAIR_DOMAINS", "TASKS", "run_suite"]
+__all__ = [
+    "REPAIR_DOMAINS",
+    "TASKS",
+    "in_shard",
+    "parse_shard",
+    "resume_arguments",
+    "run_suite",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,28 +78,90 @@ def run_suite(
     scoring: str | None = None,
     max_new_tokens: int | None = None,
     device: str | None = None,
+    shard: tuple[int, int] | None = None,
+    resume: bool = False,
+    backend: str = "transformers",
+    max_batch_tokens: int | None = None,
+    backend_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``model`` on a suite; write results.jsonl and run.json; return run.json.
 
     ``scoring`` names a verdict scoring rule (default: the measured one in
     ``generator.run.verdict``); ``max_new_tokens`` caps a repair's length;
     ``device`` overrides the default (CUDA in bf16 if present, else CPU fp32).
+    ``shard`` and ``resume``: see the module docstring. ``backend`` is one
+    of ``generator.run.backends.BACKENDS``; ``max_batch_tokens`` caps the
+    padded tokens of one forward pass (local backends); ``backend_options``
+    are the backend's own (``concurrency``, ``tokenizer``,
+    ``tensor_parallel_size``, ...).
     """
     _check_arguments(model, task, limit, batch_size, scoring, max_new_tokens)
+    _check_shard(shard)
+    options = {
+        **(backend_options or {}),
+        "device": device,
+        "max_batch_tokens": max_batch_tokens,
+    }
     started = time.monotonic()
     suite = Path(suite_dir).resolve()
     out = Path(out_dir)
+    if resume and not (out / "run.json").is_file():
+        raise SuiteError(
+            f"{out}: no run to resume (no run.json); start it without --resume"
+        )
     manifest_sha, cases_sha = _suite_digests(suite)
     # A model that cannot be found is known before anything is written.
-    resolve_model(model)
+    check_backend(backend, model, options)
 
     out.mkdir(parents=True, exist_ok=True)
-    previous = _previous_run(out, cases_sha, task)
-    journal = Journal(out / "results.jsonl")
+    previous = _previous_run(out, cases_sha, task, shard)
+    with Journal(out / "results.jsonl") as journal:
+        return _run_into(
+            journal,
+            suite=suite,
+            out=out,
+            started=started,
+            digests=(manifest_sha, cases_sha),
+            previous=previous,
+            task=task,
+            model=model,
+            limit=limit,
+            shard=shard,
+            batch_size=batch_size,
+            progress=progress,
+            options={
+                "scoring": scoring,
+                "max_new_tokens": max_new_tokens,
+                "backend": backend,
+                "backend_options": options,
+            },
+        )
+
+
+def _run_into(
+    journal: Journal,
+    *,
+    suite: Path,
+    out: Path,
+    started: float,
+    digests: tuple[str, str],
+    previous: dict[str, Any],
+    task: str,
+    model: str,
+    limit: int | None,
+    shard: tuple[int, int] | None,
+    batch_size: int,
+    progress: bool,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """The body of ``run_suite`` once the journal is open (and locked)."""
+    manifest_sha, cases_sha = digests
 
     # One streaming pass to count, so the progress bar knows its length.
     templates = _Templates(task)
-    todo = sum(1 for _ in _selected(suite, task, limit, templates, journal.finished))
+    todo = sum(
+        1 for _ in _selected(suite, task, limit, shard, templates, journal.finished)
+    )
     logger.info(
         "run: %d cases to %s (%d already done) in %s",
         todo,
@@ -88,11 +170,6 @@ def run_suite(
         out,
     )
 
-    options = {
-        "scoring": scoring,
-        "max_new_tokens": max_new_tokens,
-        "device": device,
-    }
     runner = _TaskRunner(task, model, templates, options)
     facts = {
         "suite": suite,
@@ -104,6 +181,7 @@ def run_suite(
         "templates": templates,
         "previous": previous,
         "limit": limit,
+        "shard": shard,
         "batch_size": batch_size,
     }
     # run.json first, so a run killed half-way can still be reported and
@@ -111,9 +189,8 @@ def run_suite(
     if not previous:
         early = _summary(out, **facts, new=0, seconds=0.0, status="running")
         write_json_atomic(out / "run.json", early)
-        (out / "results.jsonl").touch()
     if todo:
-        cases = _selected(suite, task, limit, templates, journal.finished)
+        cases = _selected(suite, task, limit, shard, templates, journal.finished)
         _run_batches(runner, cases, journal, todo, batch_size, progress)
 
     seconds = time.monotonic() - started
@@ -191,7 +268,76 @@ def _suite_digests(suite: Path) -> tuple[str, str]:
     return digests[0], digests[1]
 
 
-def _previous_run(out: Path, cases_sha: str, task: str) -> dict[str, Any]:
+def _check_shard(shard: Any) -> None:
+    if shard is None:
+        return
+    ok = (
+        isinstance(shard, tuple)
+        and len(shard) == 2
+        and all(isinstance(x, int) and not isinstance(x, bool) for x in shard)
+        and 1 <= shard[0] <= shard[1]
+    )
+    if not ok:
+        raise InvalidArgument(
+            f"shard={shard!r} must be (i, n) with 1 <= i <= n, e.g. (1, 4)"
+        )
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/4"`` as ``(2, 4)``; InvalidArgument names the expected form."""
+    index, sep, count = text.partition("/")
+    try:
+        shard = (int(index), int(count)) if sep else None
+    except ValueError:
+        shard = None
+    if shard is None or not 1 <= shard[0] <= shard[1]:
+        raise InvalidArgument(
+            f"--shard {text!r}: expected I/N with 1 <= I <= N, e.g. 1/4 ... 4/4"
+        )
+    return shard
+
+
+def in_shard(case_id: str, shard: tuple[int, int] | None) -> bool:
+    """Whether the case with this id belongs to ``shard`` (see module docstring)."""
+    if shard is None:
+        return True
+    index, count = shard
+    digest = hashlib.sha256(case_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % count == index - 1
+
+
+def resume_arguments(out_dir: str | Path) -> dict[str, Any]:
+    """What a run directory's run.json says to pass to ``run_suite`` again.
+
+    Lets ``spotcheck run --resume --out RUN_DIR`` go on without repeating
+    the suite, model, task, limit, shard and backend.
+    """
+    path = Path(out_dir) / "run.json"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SuiteError(
+            f"{out_dir}: no run to resume (no run.json); start it without --resume"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise SuiteError(f"{path}: unreadable: {exc}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("suite"), str):
+        raise SuiteError(f"{path}: names no suite; pass --suite and --model")
+    shard = meta.get("shard")
+    backend = meta.get("backend")
+    return {
+        "backend": backend.get("backend") if isinstance(backend, dict) else None,
+        "suite_dir": meta["suite"],
+        "model": meta.get("model_arg") or meta.get("model"),
+        "task": meta.get("task", "verdict"),
+        "limit": meta.get("limit"),
+        "shard": tuple(shard) if isinstance(shard, list) else None,
+    }
+
+
+def _previous_run(
+    out: Path, cases_sha: str, task: str, shard: tuple[int, int] | None
+) -> dict[str, Any]:
     """The run.json already in ``out`` ({} if none), checked to be this suite's."""
     # Resuming is only meaningful on the same suite: otherwise old results
     # would be joined to cases they never answered.
@@ -215,6 +361,18 @@ def _previous_run(out: Path, cases_sha: str, task: str) -> dict[str, Any]:
             f"{out} holds a {previous['task']} run; write the {task} run to "
             "another --out directory"
         )
+    recorded = previous.get("shard") if isinstance(previous, dict) else None
+    if isinstance(previous, dict) and "status" in previous:
+        wanted = list(shard) if shard else None
+        if recorded != wanted:
+
+            def spell(value: Any) -> str:
+                return "no shard" if not value else f"shard {value[0]}/{value[1]}"
+
+            raise SuiteError(
+                f"{out} holds a run of {spell(recorded)}; resume it with that "
+                f"--shard or write {spell(wanted)} to another --out directory"
+            )
     return previous if isinstance(previous, dict) else {}
 
 
@@ -246,10 +404,12 @@ def _selected(
     suite: Path,
     task: str,
     limit: int | None,
+    shard: tuple[int, int] | None,
     templates: _Templates,
     finished: set[str],
 ) -> Iterator[Case]:
-    """The task's cases in suite order, first ``limit`` of them, not yet done."""
+    """The task's cases in suite order, first ``limit`` of them, in ``shard``,
+    not yet done."""
     taken = 0
     for case in iter_cases(suite):
         if limit is not None and taken >= limit:
@@ -261,12 +421,12 @@ def _selected(
         if templates.get(case.domain) is None:
             continue
         taken += 1
-        if case.id not in finished:
+        if case.id not in finished and in_shard(case.id, shard):
             yield case
 
 
 class _TaskRunner:
-    """Loads the model on first use and answers batches of one domain.
+    """Opens the backend on first use and answers batches of one domain.
 
     Each domain gets its own worker (a ``VerdictScorer`` or a
     ``RepairGenerator``) around its template; both offer ``answer`` and
@@ -284,7 +444,7 @@ class _TaskRunner:
         self.model_spec = model
         self.templates = templates
         self.options = options
-        self.loaded: LoadedModel | None = None
+        self.backend: Backend | None = None
         self.workers: dict[str, Any] = {}
 
     def __call__(self, domain: str, cases: list[Case]) -> list[Result]:
@@ -293,22 +453,26 @@ class _TaskRunner:
     def _worker(self, domain: str) -> Any:
         if domain in self.workers:
             return self.workers[domain]
-        from generator.run.models import load_model
+        from generator.run.backends import open_backend
 
-        if self.loaded is None:
-            self.loaded = load_model(self.model_spec, device=self.options["device"])
+        if self.backend is None:
+            self.backend = open_backend(
+                self.options["backend"],
+                self.model_spec,
+                self.options["backend_options"],
+            )
         template = self.templates.get(domain)
         assert template is not None, "cases without a template are never selected"
         if self.task == "verdict":
             from generator.run.verdict import DEFAULT_RULE, VerdictScorer
 
             rule = self.options["scoring"] or DEFAULT_RULE
-            worker: Any = VerdictScorer(self.loaded, template, rule=rule)
+            worker: Any = VerdictScorer(self.backend, template, rule=rule)
         else:
             from generator.run.repair import MAX_NEW_TOKENS, RepairGenerator
 
             cap = self.options["max_new_tokens"] or MAX_NEW_TOKENS
-            worker = RepairGenerator(self.loaded, template, max_new_tokens=cap)
+            worker = RepairGenerator(self.backend, template, max_new_tokens=cap)
         self.workers[domain] = worker
         return worker
 
@@ -388,10 +552,11 @@ def _summary(out: Path, **run: Any) -> dict[str, Any]:
     # earlier invocation recorded still describes the results.
     previous: dict[str, Any] = run["previous"]
     runner: _TaskRunner = run["runner"]
-    loaded = runner.loaded
+    backend = runner.backend
+    described = backend.describe() if backend else previous.get("backend") or {}
     templates = run["templates"].used() or previous.get("templates", {})
     summary: dict[str, Any] = {
-        "model": loaded.model_id if loaded else model_id or run["model"],
+        "model": backend.model_id if backend else model_id or run["model"],
         "model_arg": run["model"],
         "task": run["task"],
         "templates": templates,
@@ -400,13 +565,15 @@ def _summary(out: Path, **run: Any) -> dict[str, Any]:
         "suite_sha256": run["cases_sha"],
         "manifest_sha256": run["manifest_sha"],
         "limit": run["limit"],
+        "shard": list(run["shard"]) if run["shard"] else None,
         "batch_size": run["batch_size"],
         "status": run["status"],
         "counts": {**counts, "new": run["new"]},
         "seconds": round(run["seconds"], 3),
         "seconds_total": round(run["seconds"] + previous.get("seconds_total", 0), 3),
-        "device": loaded.device if loaded else previous.get("device"),
-        "dtype": loaded.dtype if loaded else previous.get("dtype"),
+        "backend": described or None,
+        "device": described.get("device"),
+        "dtype": described.get("dtype"),
         "settings": runner.settings() or previous.get("settings"),
     }
     if counts["total"]:

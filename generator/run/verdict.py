@@ -41,15 +41,17 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from generator.errors import ModelError
 from generator.prompts import PromptTemplate, case_variables
 from generator.records import Case, Result
+from generator.run.backends import OptionScores
 from generator.run.models import LoadedModel
-from generator.run.scoring import OptionScorer, common_prefix
 
 __all__ = [
     "CONTENT_FREE_CONFIGS",
@@ -157,13 +159,29 @@ RULES: dict[str, Rule] = _rules()
 
 DEFAULT_RULE = "calibrated_sum"
 
+# Without log-probabilities the verdict is generated: a few tokens are
+# enough for the label, and UNSAFE is tried first since it contains SAFE.
+_ANSWER_TOKENS = 8
+_LABEL_WORD = re.compile(r"\b(UNSAFE|SAFE)\b", re.IGNORECASE)
+
 
 class VerdictScorer:
-    """Judges cases of one template with one model by label log-likelihood."""
+    """Judges cases of one template with one model by label log-likelihood.
+
+    ``backend`` is any ``generator.run.backends.Backend`` (a ``LoadedModel``
+    is wrapped in the transformers one). What it can measure decides how
+    verdicts are reached, recorded in ``settings()["rule"]``:
+
+    * every token of both options: ``rule`` as asked;
+    * the first answer token only (a chat endpoint's ``top_logprobs``):
+      the rule's ``first`` counterpart, calibrated if ``rule`` is;
+    * no log-probabilities: the answer is generated and the first SAFE or
+      UNSAFE in it taken (``generated``); none is ``unparseable``.
+    """
 
     def __init__(
         self,
-        loaded: LoadedModel,
+        backend: Any,
         template: PromptTemplate,
         *,
         rule: str = DEFAULT_RULE,
@@ -171,17 +189,17 @@ class VerdictScorer:
     ):
         if rule not in RULES:
             raise ValueError(f"unknown scoring rule {rule!r}; known: {sorted(RULES)}")
-        self.loaded = loaded
+        if isinstance(backend, LoadedModel):
+            from generator.run.backends import TransformersBackend
+
+            backend = TransformersBackend(backend)
+        self.backend = backend
         self.template = template
-        self.rule = RULES[rule]
+        self.requested_rule = RULES[rule]
+        self.rule = self.requested_rule
         self.labels = labels
-        tokenizer = loaded.tokenizer
-        eot = tokenizer.eos_token_id
-        self.options = [
-            tokenizer.encode(label, add_special_tokens=False) + [eot]
-            for label in labels
-        ]
-        self._scorers: dict[tuple, OptionScorer] = {}
+        # "scored", "first" or "generated", fixed by the first answer.
+        self.mode: str | None = None
         self._calibration: dict[tuple, float] = {}
 
     def _context_key(self, variables: dict) -> tuple:
@@ -189,78 +207,54 @@ class VerdictScorer:
         used = self.template.variables - {"config"}
         return tuple(sorted((k, str(v)) for k, v in variables.items() if k in used))
 
-    # --- prompts ---------------------------------------------------------------
-
-    def prompt_ids(self, variables: dict) -> list[int]:
-        """Token ids of the chat prompt, ending with the assistant turn opener."""
-        tokenizer = self.loaded.tokenizer
-        messages = self.template.render(variables)
-        text = tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False
-        )
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def _scorer_for(self, variables: dict) -> OptionScorer:
-        """The scorer whose cached prefix fits prompts with these variables.
-
-        Everything but the config is fixed per key, so two renderings that
-        differ only in the config share exactly the template text before it.
-        One token is held back: the last shared token might merge with the
-        start of some other config.
-        """
-        key = self._context_key(variables)
-        if key not in self._scorers:
-            first = self.prompt_ids({**variables, "config": "a: 1"})
-            second = self.prompt_ids({**variables, "config": "b: 2"})
-            prefix = common_prefix(first, second)[:-1]
-            logger.debug("shared prompt prefix: %d tokens", len(prefix))
-            self._scorers[key] = OptionScorer(self.loaded.model, self.options, prefix)
-        return self._scorers[key]
-
     # --- raw scores ------------------------------------------------------------
 
-    def raw_scores(
-        self,
-        variables: Sequence[dict],
-        prompts: Sequence[list[int]] | None = None,
-    ) -> list[list[list[float]]]:
-        """Per prompt: the (safe, unsafe) options' per-token log-probs.
+    def _scores(self, variables: Sequence[dict]) -> list[OptionScores] | None:
+        chats = [self.template.render(values) for values in variables]
+        scores = self.backend.score_options(chats, self.labels)
+        mode = "generated" if scores is None else self._scored_mode(scores)
+        if self.mode is None:
+            self.mode = mode
+            if mode == "first":
+                name = "calibrated_first" if self.rule.calibrated else "first"
+                self.rule = RULES[name]
+            if mode != "scored":
+                logger.warning(
+                    "%s gives %s; verdicts by %s",
+                    self.backend.name,
+                    "first-token log-probs only" if mode == "first" else "no log-probs",
+                    self.rule.name if mode == "first" else "generated answers",
+                )
+        elif mode != self.mode:
+            raise ModelError(
+                f"{self.backend.name} changed what it returns mid-run "
+                f"({self.mode} answers, then {mode}); restart the run"
+            )
+        return scores
 
-        ``prompts`` are the variables' prompt ids when already computed.
-        """
-        if prompts is None:
-            prompts = [self.prompt_ids(values) for values in variables]
-        scores: list[list[list[float]] | None] = [None] * len(variables)
-        groups: dict[tuple, list[int]] = {}
-        for i, values in enumerate(variables):
-            groups.setdefault(self._context_key(values), []).append(i)
+    @staticmethod
+    def _scored_mode(scores: Sequence[OptionScores]) -> str:
+        return "scored" if all(s.complete for s in scores) else "first"
 
-        for members in groups.values():
-            scorer = self._scorer_for(variables[members[0]])
-            start = len(scorer.prefix)
-            shared = [i for i in members if prompts[i][:start] == scorer.prefix]
-            batch = [prompts[i][start:] for i in shared]
-            for i, value in zip(shared, scorer.score(batch), strict=True):
-                scores[i] = value
-
-            # A prompt whose tokens merge across the prefix boundary is
-            # scored on its own, from scratch: rare, and equal in result.
-            for i in members:
-                if scores[i] is None:
-                    logger.debug("prompt %d does not share the template prefix", i)
-                    plain = OptionScorer(self.loaded.model, self.options, ())
-                    scores[i] = plain.score([prompts[i]])[0]
-        return [s for s in scores if s is not None]
+    def raw_scores(self, variables: Sequence[dict]) -> list[list[list[float]]]:
+        """Per prompt: the (safe, unsafe) options' per-token log-probs."""
+        scores = self._scores(variables)
+        if scores is None:
+            raise ModelError(f"{self.backend.name} returns no log-probabilities")
+        return [s.logprobs for s in scores]
 
     def calibration(self, variables: dict) -> float:
         """The mean margin on content-free configs, per template context."""
-        if not self.rule.calibrated:
+        if not self.rule.calibrated or self.mode == "generated":
             return 0.0
         key = self._context_key(variables)
         if key not in self._calibration:
             texts = CONTENT_FREE_CONFIGS.get(variables["domain"], GENERIC_CONTENT_FREE)
             free = [{**variables, "config": text} for text in texts]
-            margins = [self.rule.margin(*options) for options in self.raw_scores(free)]
+            scores = self._scores(free)
+            if scores is None:
+                return 0.0
+            margins = [self.rule.margin(*s.logprobs) for s in scores]
             self._calibration[key] = math.fsum(margins) / len(margins)
             logger.info(
                 "calibration margin %.3f (%s) for %s",
@@ -279,12 +273,22 @@ class VerdictScorer:
 
     def settings(self) -> dict[str, Any]:
         """How verdicts were reached, for run.json."""
-        return {
+        if self.mode == "generated":
+            return {
+                "rule": "generated",
+                "description": "the first SAFE or UNSAFE in a generated answer",
+                "labels": list(self.labels),
+                "calibration": {},
+            }
+        settings = {
             "rule": self.rule.name,
             "description": self.rule.description,
             "labels": list(self.labels),
             "calibration": self.calibration_table(),
         }
+        if self.rule is not self.requested_rule:
+            settings["requested_rule"] = self.requested_rule.name
+        return settings
 
     # --- verdicts --------------------------------------------------------------
 
@@ -297,15 +301,48 @@ class VerdictScorer:
         started = time.monotonic()
         variables = [case_variables(case) for case in cases]
         offsets = [self.calibration(values) for values in variables]
-        prompts = [self.prompt_ids(values) for values in variables]
-        raw = self.raw_scores(variables, prompts)
+        scores = self._scores(variables)
+        if scores is None:
+            return self._generated(cases, variables, started)
         each = (time.monotonic() - started) / max(len(cases), 1)
         return [
-            self._result(case, options, offset, len(prompt), each)
-            for case, options, offset, prompt in zip(
-                cases, raw, offsets, prompts, strict=True
-            )
+            self._result(case, score.logprobs, offset, score.prompt_tokens, each)
+            for case, score, offset in zip(cases, scores, offsets, strict=True)
         ]
+
+    def _generated(
+        self, cases: Sequence[Case], variables: list[dict], started: float
+    ) -> list[Result]:
+        """Verdicts read from generated answers, for backends without log-probs."""
+        chats = [self.template.render(values) for values in variables]
+        answers = self.backend.generate(chats, _ANSWER_TOKENS)
+        each = (time.monotonic() - started) / max(len(cases), 1)
+        results = []
+        for case, generation in zip(cases, answers, strict=True):
+            found = _LABEL_WORD.search(generation.text)
+            answer = None if found is None else found[1].lower()
+            correct = answer == case.truth.verdict
+            failure = None
+            if answer is None:
+                failure = "unparseable"
+            elif not correct:
+                failure = "missed_unsafe" if answer == "safe" else "false_alarm"
+            results.append(
+                Result(
+                    case_id=case.id,
+                    task="verdict",
+                    template_id=self.template.id,
+                    template_version=self.template.version,
+                    model_id=self.backend.model_id,
+                    output=generation.text,
+                    answer=answer,
+                    correct=correct,
+                    failure=failure,
+                    tokens=generation.tokens,
+                    seconds=each,
+                )
+            )
+        return results
 
     def _result(
         self,
@@ -327,7 +364,7 @@ class VerdictScorer:
             task="verdict",
             template_id=self.template.id,
             template_version=self.template.version,
-            model_id=self.loaded.model_id,
+            model_id=self.backend.model_id,
             output=self.labels[answer == "unsafe"].strip(),
             answer=answer,
             correct=correct,
