@@ -16,9 +16,12 @@ one after the other, so the shared machine's load moves both alike:
 
 The naive side's cost is the same prompt pass plus one decoding step per
 new token, so the ratio depends on that budget. Measured here on 64 cases
-under a shared machine's load: with 8 new tokens (too few: none of the 64
-answers held a verdict) 1.70x; the runner itself costs about 1.15x a bare
-unpadded forward pass of each prompt.
+under a shared machine's load: with 32 new tokens (every answer held a
+verdict) 3.54x (runner 6.2 s/case, naive 21.8 s/case; another process ran
+beside part of the naive half); with 8 (too few: none of the 64 answers
+held a verdict) 1.70x. The runner itself costs about 1.15x a bare unpadded
+forward pass of each prompt, so what is left to gain on a CPU is prompt
+tokens not computed at all (longer shared prefixes), not batching.
 
 Each side's time includes loading the model from the converted checkpoint
 cache (about 3 s; run ``spotcheck run --model demo`` once first so that the

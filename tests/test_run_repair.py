@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from tinymodel import SAFE_POD, build_tiny_model, make_case
 
 from generator.prompts import load_template
-from generator.records import FAILURE_KINDS
+from generator.records import FAILURE_KINDS, Case
 from generator.run.repair import RepairGenerator, extract_yaml, judge_repair
 
 UNSAFE_POD = SAFE_POD.replace("allowPrivilegeEscalation: false", "privileged: true")
@@ -129,3 +131,19 @@ def test_generated_repairs_from_a_tiny_model_are_judged_not_raised(tmp_path):
         assert 0 < result.tokens <= 24
         assert result.failure in FAILURE_KINDS
         assert result.correct is False
+
+
+@pytest.mark.parametrize("domain", ["netpol", "sg"])
+def test_network_repairs_are_judged_by_their_domain(tmp_path, domain):
+    from generator.run.repair import judge_repair
+    from generator.suite import generate_suite
+
+    generate_suite(domains=(domain,), count=20, seed=2, out_dir=tmp_path)
+    lines = (tmp_path / "cases.jsonl").read_text().splitlines()
+    cases = [Case.from_dict(json.loads(line)) for line in lines]
+    unsafe = next(c for c in cases if c.truth.verdict == "unsafe")
+    fence = "yaml" if domain == "netpol" else "hcl"
+    # Handing back the config unchanged leaves the asked exposure open.
+    unchanged = judge_repair(unsafe, f"```{fence}\n{unsafe.config}```\n")
+    assert unchanged.failure == "repair_still_unsafe"
+    assert judge_repair(unsafe, "I cannot help.").failure == "unparseable"

@@ -22,6 +22,7 @@ recorded failure, not an exception.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import time
@@ -98,6 +99,11 @@ def judge_repair(case: Case, output: str) -> RepairJudgement:
     """Judge a model's repair of ``case`` from its raw output text."""
     if case.domain == "iam":
         return _judge_iam_repair(case, output)
+    if case.domain in ("netpol", "sg"):
+        # Each network domain judges its repairs in its own module, which
+        # defines the access a repair must keep (generator/repair_<domain>).
+        module = importlib.import_module(f"generator.repair_{case.domain}")
+        return RepairJudgement(*module.judge_output(case, output))
     text = extract_yaml(output)
     if text is None:
         return RepairJudgement(None, "unparseable", "no YAML in the answer")

@@ -63,7 +63,7 @@ logger = logging.getLogger(__name__)
 
 TASKS = ("verdict", "repair")
 # Domains whose oracle ``generator.run.repair`` can re-check a repair with.
-REPAIR_DOMAINS = ("k8s", "iam")
+REPAIR_DOMAINS = ("k8s", "iam", "netpol", "sg")
 
 
 def run_suite(
