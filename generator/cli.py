@@ -568,9 +568,12 @@ def _run_run(args: argparse.Namespace) -> int:
 # --- report -----------------------------------------------------------------
 
 
-def _add_report(commands) -> None:
-    from generator.minimize import DEFAULT_MAX_CALLS
+# generator.minimize's default, spelled out so that building the parser does
+# not import the minimizer for every command; a test holds the two equal.
+MINIMIZE_MAX_CALLS = 60
 
+
+def _add_report(commands) -> None:
     sub = _command(
         commands,
         "report",
@@ -644,7 +647,7 @@ def _add_report(commands) -> None:
     sub.add_argument(
         "--max-calls",
         type=_positive_int,
-        default=DEFAULT_MAX_CALLS,
+        default=MINIMIZE_MAX_CALLS,
         metavar="N",
         help="model calls --minimize may make per cluster, answers from the "
         "cache included (default: %(default)s)",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from generator.cli import _parser, main
 
 
@@ -48,3 +51,25 @@ def test_generate_offers_exactly_the_domains_the_suite_knows():
     from generator.suite import DOMAINS
 
     assert GENERATE_DOMAINS == DOMAINS
+
+
+def test_report_offers_the_minimizer_default_budget():
+    from generator.cli import MINIMIZE_MAX_CALLS
+    from generator.minimize import DEFAULT_MAX_CALLS
+
+    assert MINIMIZE_MAX_CALLS == DEFAULT_MAX_CALLS
+
+
+def test_building_the_parser_imports_no_generator_or_model_code():
+    # Every command builds the whole parser; `check` must not pay for the
+    # generators, the minimizer or the model stack.
+    code = (
+        "import sys; from generator.cli import _parser; _parser(); "
+        "bad = [m for m in ('generator.suite', 'generator.minimize', "
+        "'generator.rundata', 'hypothesis', 'torch') if m in sys.modules]; "
+        "print(bad)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
