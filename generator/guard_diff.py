@@ -280,7 +280,9 @@ def _counterpart(statement: Statement, others: list[Statement]) -> Statement | N
 def _covers(outer: Statement, inner: Statement) -> bool:
     """Whether ``outer`` applies to every request ``inner`` applies to."""
     return (
-        _elements(outer.actions, outer.not_actions, inner.actions, inner.not_actions, True)
+        _elements(
+            outer.actions, outer.not_actions, inner.actions, inner.not_actions, True
+        )
         and _elements(
             outer.resources, outer.not_resources, inner.resources, inner.not_resources,
             False,
@@ -335,7 +337,8 @@ def _wider(old: Statement, new: Statement) -> list[tuple[str, str]]:
         out.append(
             (
                 "Action",
-                f"actions widened to {_list_text(new.actions, new.not_actions)} (was {_list_text(old.actions, old.not_actions)})",
+                f"actions widened to {_list_text(new.actions, new.not_actions)} "
+                f"(was {_list_text(old.actions, old.not_actions)})",
             )
         )
     if not _elements(
@@ -344,7 +347,8 @@ def _wider(old: Statement, new: Statement) -> list[tuple[str, str]]:
         out.append(
             (
                 "Resource",
-                f"resources widened to {_list_text(new.resources, new.not_resources)} (was {_list_text(old.resources, old.not_resources)})",
+                f"resources widened to {_list_text(new.resources, new.not_resources)} "
+                f"(was {_list_text(old.resources, old.not_resources)})",
             )
         )
     if (
@@ -354,7 +358,8 @@ def _wider(old: Statement, new: Statement) -> list[tuple[str, str]]:
         out.append(
             (
                 "Principal",
-                f"principal widened to {_principal_text(new)} (was {_principal_text(old)})",
+                f"principal widened to {_principal_text(new)} "
+                f"(was {_principal_text(old)})",
             )
         )
     lost = set(old.conditions) - set(new.conditions)
@@ -409,7 +414,8 @@ def _group(old: Group, new: Group) -> list[Weakening]:
                     "sg",
                     "cidr-widened",
                     grant.path,
-                    f"{new.address}: sources widened: {grant.describe()} (was {was.describe()})",
+                    f"{new.address}: sources widened: {grant.describe()} "
+                    f"(was {was.describe()})",
                 )
             )
         else:
@@ -418,7 +424,8 @@ def _group(old: Group, new: Group) -> list[Weakening]:
                     "sg",
                     "ports-widened",
                     grant.path,
-                    f"{new.address}: ports or protocol widened: {grant.describe()} (was {was.describe()})",
+                    f"{new.address}: ports or protocol widened: "
+                    f"{grant.describe()} (was {was.describe()})",
                 )
             )
     return found

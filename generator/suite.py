@@ -204,30 +204,13 @@ def _iam_part(count: int, seed: int, siblings: bool) -> dict[str, Any]:
         return iam_opposite_sibling(candidate, base, seed=seed, taken=taken)
 
     split = dict(zip(IAM_QUESTIONS, _split_by_share(count, IAM_SHARES), strict=True))
-    cases: list[Case] = []
-    profile: dict[str, dict[str, int]] = {}
-    undecidable: dict[str, dict[str, int]] = {}
-    invalid: dict[str, dict[str, int]] = {}
-    for question, share in split.items():
-        if not share:
-            continue
-        pool = build_iam_pool(count=share, seed=seed, question=question)
-        chosen = _cases(pool, share, question, to_iam_case)  # type: ignore[arg-type]
-        if siblings:
-            made = with_siblings(chosen, share, same=same, opposite=opposite)
-        else:
-            made = [case for _, case in chosen]
-        cases.extend(made)
-        for name, entry in pool.profile.to_dict().items():
-            merged = profile.setdefault(name, {"calls": 0, "applied": 0, "flips": 0})
-            for key, value in entry.items():
-                merged[key] += value
-        undecidable[question] = dict(sorted(pool.undecidable.items()))
-        invalid[question] = dict(sorted(pool.invalid.items()))
-        logger.info(
-            "generate: %s: %d cases, %d undecidable drafts dropped",
-            question, len(made), sum(pool.undecidable.values()),
-        )  # fmt: skip
+
+    def pool_of(question: str, share: int):
+        return build_iam_pool(count=share, seed=seed, question=question)
+
+    cases, profile, undecidable, invalid = _per_question(
+        split, pool_of, to_iam_case, siblings, same=same, opposite=opposite
+    )
     return {
         "domain": "iam",
         "cases": cases,
@@ -269,30 +252,13 @@ def _network_part(domain: str, count: int, seed: int, siblings: bool):
     split = dict(
         zip(spec.kinds, _split_by_share(count, NETWORK_SHARES[domain]), strict=True)
     )
-    cases: list[Case] = []
-    profile: dict[str, dict[str, int]] = {}
-    undecidable: dict[str, dict[str, int]] = {}
-    invalid: dict[str, dict[str, int]] = {}
-    for kind, share in split.items():
-        if not share:
-            continue
-        pool = build.build_pool(spec, count=share, seed=seed, kind=kind)
-        chosen = _cases(pool, share, kind, make_case)  # type: ignore[arg-type]
-        if siblings:
-            made = with_siblings(chosen, share, same=same, opposite=opposite)
-        else:
-            made = [case for _, case in chosen]
-        cases.extend(made)
-        for name, entry in pool.profile.to_dict().items():
-            merged = profile.setdefault(name, {"calls": 0, "applied": 0, "flips": 0})
-            for key, value in entry.items():
-                merged[key] += value
-        undecidable[kind] = dict(sorted(pool.undecidable.items()))
-        invalid[kind] = dict(sorted(pool.invalid.items()))
-        logger.info(
-            "generate: %s: %d cases, %d undecidable drafts dropped",
-            kind, len(made), sum(pool.undecidable.values()),
-        )  # fmt: skip
+
+    def pool_of(kind: str, share: int):
+        return build.build_pool(spec, count=share, seed=seed, kind=kind)
+
+    cases, profile, undecidable, invalid = _per_question(
+        split, pool_of, make_case, siblings, same=same, opposite=opposite
+    )
     return {
         "domain": domain,
         "cases": cases,
@@ -305,6 +271,39 @@ def _network_part(domain: str, count: int, seed: int, siblings: bool):
             f"{domain}_seeds_sha256": _digest(sorted(seeds_dir.glob("*.*"))),
         },
     }
+
+
+def _per_question(split, pool_of, make_case, siblings: bool, *, same, opposite):
+    """Each question's share chosen from its own pool (and given siblings).
+
+    Returns the cases in question order, the mutators' merged profile, and
+    per question the undecidable and invalid drafts that were dropped.
+    """
+    cases: list[Case] = []
+    profile: dict[str, dict[str, int]] = {}
+    undecidable: dict[str, dict[str, int]] = {}
+    invalid: dict[str, dict[str, int]] = {}
+    for question, share in split.items():
+        if not share:
+            continue
+        pool = pool_of(question, share)
+        chosen = _cases(pool, share, question, make_case)
+        if siblings:
+            made = with_siblings(chosen, share, same=same, opposite=opposite)
+        else:
+            made = [case for _, case in chosen]
+        cases.extend(made)
+        for name, entry in pool.profile.to_dict().items():
+            merged = profile.setdefault(name, {"calls": 0, "applied": 0, "flips": 0})
+            for key, value in entry.items():
+                merged[key] += value
+        undecidable[question] = dict(sorted(pool.undecidable.items()))
+        invalid[question] = dict(sorted(pool.invalid.items()))
+        logger.info(
+            "generate: %s: %d cases, %d undecidable drafts dropped",
+            question, len(made), sum(pool.undecidable.values()),
+        )  # fmt: skip
+    return cases, profile, undecidable, invalid
 
 
 def question_kind(question: str) -> str:
