@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_report(commands)
     _add_gate(commands)
     _add_export(commands)
+    _add_fuzz(commands)
     _add_guard(commands)
     return parser
 
@@ -461,24 +462,31 @@ def _add_run(commands) -> None:
         choices=("verdict", "repair"),
         help="verdict: SAFE or UNSAFE; repair: rewrite unsafe configs (verdict)",
     )
-    sub.add_argument(
-        "--backend",
-        choices=("transformers", "openai", "vllm"),
-        help="transformers: in this process, CUDA bf16 if present, else CPU fp32; "
-        "openai: --model is the URL of an OpenAI-compatible server; vllm: the "
-        "vLLM engine in this process (transformers; with --resume: the run's)",
-    )
     sub.add_argument("--limit", type=_positive_int, help="only the first N cases")
     sub.add_argument(
         "--shard",
         metavar="I/N",
         help="only shard I of N (1-based) of the selected cases, split by case-id hash",
     )
+    _add_model_options(sub, batch_size=8, concurrency=4)
+    sub.set_defaults(handler=_run_run)
+
+
+def _add_model_options(sub, *, batch_size: int | None, concurrency: int | None):
+    """The options of the model under test, shared by run and fuzz."""
+    sub.add_argument(
+        "--backend",
+        choices=("transformers", "openai", "vllm"),
+        help="transformers: in this process, CUDA bf16 if present, else CPU fp32; "
+        "openai: --model is the URL of an OpenAI-compatible server; vllm: the "
+        "vLLM engine in this process (default: transformers; with --resume: "
+        "the run's)",
+    )
     sub.add_argument(
         "--batch-size",
         type=_positive_int,
-        default=8,
-        help="cases per batch written to disk (8)",
+        default=batch_size,
+        help="cases per batch written to disk (default: 8)",
     )
     sub.add_argument(
         "--max-batch-tokens",
@@ -503,17 +511,16 @@ def _add_run(commands) -> None:
     server.add_argument(
         "--concurrency",
         type=_positive_int,
-        default=4,
+        default=concurrency,
         metavar="N",
-        help="requests in flight at once (4); 429 and 5xx are retried with "
-        "exponential backoff and jitter",
+        help="requests in flight at once (default: 4); 429 and 5xx are retried "
+        "with exponential backoff and jitter",
     )
     engine = sub.add_argument_group("--backend vllm (passed to vllm.LLM)")
     engine.add_argument("--tensor-parallel-size", type=_positive_int, metavar="N")
     engine.add_argument("--data-parallel-size", type=_positive_int, metavar="N")
     engine.add_argument("--gpu-memory-utilization", type=float, metavar="FRACTION")
     sub.add_argument("--no-progress", action="store_true", help="no progress bar")
-    sub.set_defaults(handler=_run_run)
 
 
 def _run_run(args: argparse.Namespace) -> int:
@@ -591,6 +598,14 @@ def _add_report(commands) -> None:
         templates are refused unless --allow-different. With several RUN_DIRs
         and no --compare, the later runs are compared with the first.
 
+        Sharded runs (spotcheck run --shard I/N, one RUN_DIR per shard): every
+        shard directory named is read as one run, reported once. The shards
+        must share N, suite, task, model, template, limit and scoring rule,
+        each I once; until all N are there and finished the run is reported
+        unfinished, with the shards missing. A fuzz directory (fuzz.json) is
+        one run of its rounds' runs. To compare two sharded runs, give the
+        baseline's shards with --compare, once each.
+
         --minimize shrinks each cluster's smallest failing case while the
         oracle's verdict, the cluster's conditions and the model's failure all
         hold, asking the model again (the run's template and scoring rule;
@@ -601,9 +616,19 @@ def _add_report(commands) -> None:
           spotcheck report run/ --json > report.json
           spotcheck report run-new/ --compare run-old/ --html diff.html
           spotcheck report run/ --minimize --max-calls 40
+          spotcheck report run-1/ run-2/ run-3/        # the 3 shards of one run
+          spotcheck report new-1/ new-2/ --compare old-1/ --compare old-2/
+          spotcheck report fuzz-out/ --json
         """,
     )
-    sub.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    sub.add_argument(
+        "run_dirs",
+        nargs="+",
+        type=Path,
+        metavar="RUN_DIR",
+        help="a run directory, a shard directory (all shards named are one "
+        "run) or a fuzz directory",
+    )
     sub.add_argument("--json", action="store_true", help="the report as JSON")
     sub.add_argument(
         "--html",
@@ -621,9 +646,11 @@ def _add_report(commands) -> None:
     )
     sub.add_argument(
         "--compare",
+        action="append",
         type=Path,
         metavar="OTHER_RUN",
-        help="the baseline run to compare each RUN_DIR with (before = OTHER_RUN)",
+        help="the baseline run to compare each RUN_DIR with (before = OTHER_RUN); "
+        "repeat it for each shard of a sharded baseline",
     )
     sub.add_argument(
         "--allow-different",
@@ -652,6 +679,16 @@ def _add_report(commands) -> None:
         help="model calls --minimize may make per cluster, answers from the "
         "cache included (default: %(default)s)",
     )
+    sub.add_argument(
+        "--max-conditions",
+        type=int,
+        choices=(1, 2, 3),
+        default=2,
+        metavar="N",
+        help="conditions a cluster may combine, 1 to 3 (default: %(default)s). "
+        "Every pair is tried in seconds on a million results; every triple "
+        "takes minutes already at 20,000, so use 3 on small runs",
+    )
     sub.set_defaults(handler=_run_report)
 
 
@@ -669,6 +706,7 @@ def _run_report(args: argparse.Namespace) -> int:
         compare=args.compare,
         allow_different=args.allow_different,
         minimize=minimize,
+        max_conditions=args.max_conditions,
     )
     if args.html:
         from generator.report_html import render_html
@@ -723,15 +761,29 @@ def _add_gate(commands) -> None:
           families:
             hostpath-escalation: {max_missed_unsafe: 0.1}
 
+        A sharded run (spotcheck run --shard I/N) is gated as one run: name
+        all its shard directories. They must be shards of one run (same N,
+        suite, task, model, template, limit and scoring rule, each I once);
+        any other mix of directories is refused. With shards missing or still
+        running the gate judges the cases so far and names those shards.
+        A fuzz directory is gated as one run of its rounds.
+
         exit status: 0 every threshold is met, 1 some threshold is exceeded,
         2 bad run, config or options (one line naming the file and place).
 
         examples:
           spotcheck gate run/ --max-missed-unsafe 0.05
           spotcheck gate run/ --config gate.yaml --junit gate.xml
+          spotcheck gate run-1/ run-2/ run-3/ run-4/ --max-missed-unsafe 0.05
         """,
     )
-    sub.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    sub.add_argument(
+        "run_dirs",
+        nargs="+",
+        type=Path,
+        metavar="RUN_DIR",
+        help="a run directory, the shard directories of one run, or a fuzz directory",
+    )
     sub.add_argument(
         "--max-missed-unsafe",
         type=float,
@@ -760,8 +812,14 @@ def _add_gate(commands) -> None:
 
 
 def _run_gate(args: argparse.Namespace) -> int:
-    from generator.gate import config_from_dict, evaluate, junit_xml, load_config
-    from generator.report import build_report
+    from generator.gate import (
+        config_from_dict,
+        evaluate,
+        gated_run,
+        junit_xml,
+        load_config,
+    )
+    from generator.report import build_report, unfinished_note
 
     if args.config is not None:
         config = load_config(args.config, args.max_missed_unsafe)
@@ -769,7 +827,8 @@ def _run_gate(args: argparse.Namespace) -> int:
         config = config_from_dict({}, max_missed_unsafe=args.max_missed_unsafe)
     else:
         raise InvalidArgument("give --max-missed-unsafe RATE or --config FILE")
-    (run,) = build_report([args.run_dir], jobs=args.jobs, clusters=False)["runs"]
+    gated = gated_run(args.run_dirs)
+    (run,) = build_report([gated], jobs=args.jobs, clusters=False)["runs"]
     checks = evaluate(run, config)
     if args.junit:
         args.junit.write_bytes(junit_xml(run, checks))
@@ -778,7 +837,7 @@ def _run_gate(args: argparse.Namespace) -> int:
         if check.exceeded or check.scope == "run" or check.skipped:
             print(check.describe())
     if run.get("status", "finished") != "finished":
-        print(f"note: unfinished run, {run['cases']} cases answered so far")
+        print(f"note: unfinished run, {unfinished_note(run)}")
     print(
         f"gate: {'FAIL' if exceeded else 'pass'}: {len(exceeded)} of "
         f"{len(checks)} thresholds exceeded"
@@ -795,22 +854,46 @@ def _add_export(commands) -> None:
         "export",
         "Write the model's failures as fine-tuning data with oracle answers.",
         """\
-        Writes OUT/failures.jsonl (chat messages: system, user, assistant with the
-        oracle-correct answer) and OUT/hf (a datasets dataset, save_to_disk).
-        --exclude drops every case equal, up to formatting, to a case of the
-        given suites, so training data never leaks into an eval suite.
+        Each failed case becomes a chat example whose answer is the oracle's:
+        for a verdict run, SAFE or UNSAFE with each violated rule, path and
+        reason; for a repair run, a minimal fix made by the oracle's own
+        remediation, re-checked as a model's repair is. Arguments are run
+        directories or fuzz directories (every round's run).
+
+        Writes, in both of TRL's conversational forms:
+          OUT/messages/{train,test}.jsonl            {"messages": [...]}
+          OUT/prompt_completion/{train,test}.jsonl   {"prompt": [...],
+                                                      "completion": [...]}
+          OUT/hf/<form>/                  DatasetDict, datasets.load_from_disk
+          OUT/parquet/<form>-<split>.parquet
+          OUT/README.md (dataset card), OUT/export.json (every count)
+
+        --exclude drops every case equal up to layout, or near-equal (same
+        config up to names, order, image tags, descriptions: fields the
+        oracle does not read), to a case of the given suites, so training
+        data never leaks into an eval suite. The test split holds out about
+        --test-fraction of the configs of every cluster (domain, task,
+        family, verdict and violated rules); no train config is near-equal
+        to a test one.
+
+        Balance (verdict rows): none keeps every failure; equal drops rows of
+        the larger label; fill adds correctly answered cases of the smaller
+        label from the same runs. --add-correct N adds N more correct cases,
+        each to the label with fewer rows. Training on failures alone mostly
+        moves the decision threshold.
 
         example:
           spotcheck export run/ --out data/ --exclude release-suite/
+          spotcheck export fuzz-out/ --out data/ --balance fill --test-fraction 0.2
         """,
     )
-    sub.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    sub.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_OR_FUZZ_DIR")
     sub.add_argument("--out", required=True, type=Path, metavar="DIR")
     sub.add_argument(
         "--format",
         action="append",
-        choices=("chat-jsonl", "hf"),
-        help="repeatable (default: both)",
+        choices=("jsonl", "hf", "parquet", "chat-jsonl"),
+        help="repeatable (default: all three; chat-jsonl is jsonl)",
     )
     sub.add_argument(
         "--exclude",
@@ -818,28 +901,228 @@ def _add_export(commands) -> None:
         type=Path,
         default=[],
         metavar="SUITE_DIR",
-        help="drop cases equal (up to layout) to a case of this suite; repeatable",
+        help="drop cases equal or near-equal to a case of this suite (or of "
+        "every round of a fuzz directory); repeatable",
     )
     sub.add_argument(
         "--balance",
-        action="store_true",
-        help="keep as many safe as unsafe rows: training on failures alone "
-        "mostly moves the decision threshold",
+        nargs="?",
+        const="equal",
+        default="none",
+        choices=("none", "equal", "fill"),
+        help="label balance of the verdict rows (default: none; --balance "
+        "alone: equal)",
+    )
+    sub.add_argument(
+        "--add-correct",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N correctly answered cases from the same runs (default: 0)",
+    )
+    sub.add_argument(
+        "--test-fraction",
+        type=_export_fraction,
+        default=0.1,
+        metavar="F",
+        help="share of each cluster's configs held out as the test split, "
+        "0 <= F < 1 (default: 0.1)",
     )
     sub.set_defaults(handler=_run_export)
+
+
+def _export_fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return value
 
 
 def _run_export(args: argparse.Namespace) -> int:
     from generator.export import export_failures
 
+    if args.add_correct < 0:
+        raise InvalidArgument(f"--add-correct {args.add_correct}: need 0 or more")
     summary = export_failures(
         list(args.run_dirs),
         args.out,
-        fmt=tuple(args.format or ("chat-jsonl", "hf")),
+        fmt=tuple(args.format or ("jsonl", "hf", "parquet")),
         exclude_suites=tuple(args.exclude),
         balance=args.balance,
+        add_correct=args.add_correct,
+        test_fraction=args.test_fraction,
     )
-    print(f"wrote {args.out}: {json.dumps(summary, sort_keys=True)}")
+    splits, labels = summary["splits"], summary["by_label"]
+    print(
+        f"wrote {args.out}: {summary['exported']} examples (train "
+        f"{splits['train']['rows']}, test {splits['test']['rows']}; unsafe "
+        f"{labels['unsafe']}, safe {labels['safe']}) from "
+        f"{summary['failures_seen']} failures; excluded "
+        f"{summary['excluded_by_suite']} ({summary['excluded_near']} near-equal), "
+        f"duplicates {summary['duplicates']}"
+    )
+    print(f"card {args.out / 'README.md'}, counts {args.out / 'export.json'}")
+    return EXIT_OK
+
+
+# --- fuzz -------------------------------------------------------------------
+
+
+def _add_fuzz(commands) -> None:
+    sub = _command(
+        commands,
+        "fuzz",
+        "Generate, run and cluster in a loop that steers toward the model's failures.",
+        """\
+        Works in rounds of --round-size cases. A bandit (Thompson sampling
+        with an exploration floor) gives each round's slots to the grammar
+        families of each --domain and, once the model has failed some cases,
+        to mutators that make neighbours of those failures; arms that find
+        more failures per try get more slots, every arm keeps some. Each
+        round is an ordinary suite and run: DIR/rounds/NNNN/suite and
+        DIR/rounds/NNNN/run (`spotcheck report DIR` reads them as one run).
+
+        DIR/fuzz.json holds the options and the bandit's state, rewritten
+        atomically after every round; DIR/profile.json counts calls, cases
+        and failures per generator, family and mutator; DIR/report.md
+        (refreshed every --report-every rounds and at the end) lists the
+        failure clusters over every round.
+
+        Crash-safe: a fuzz killed at any moment (kill -9 included) loses at
+        most the batch in flight. Running again into the same DIR, or
+        --resume --out DIR, goes on where it stopped: the unfinished round
+        is completed and no case is asked twice. A resume may give a new
+        budget and run options; --model, --backend, --task, --domain,
+        --level, --pss-version, --seed and --round-size must stay the same.
+
+        exit status: 0 the budget is spent, 2 bad options or directory,
+        130 interrupted (resume it later).
+
+        examples:
+          spotcheck fuzz --model demo --cases 64 --out fuzz/
+          spotcheck fuzz --model ./ckpt --domain k8s --domain iam --hours 8 \\
+              --out overnight/
+          spotcheck fuzz --resume --out overnight/ --hours 10
+        """,
+    )
+    sub.add_argument(
+        "--model",
+        help="demo, a local checkpoint directory or .gguf file; with --backend "
+        "openai the server's URL (with --resume: default the fuzz's own)",
+    )
+    sub.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="the fuzz directory; one that holds fuzz.json is resumed",
+    )
+    budget = sub.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--hours",
+        type=float,
+        metavar="H",
+        help="stop after H hours of fuzzing, counted over every session",
+    )
+    budget.add_argument(
+        "--cases", type=_positive_int, metavar="N", help="stop after N answered cases"
+    )
+    sub.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with the fuzz in DIR (an error if there is none); options "
+        "not given are taken from its fuzz.json",
+    )
+    sub.add_argument(
+        "--domain",
+        action="append",
+        choices=GENERATE_DOMAINS,
+        help="config domain, repeatable, as for generate (default: k8s)",
+    )
+    sub.add_argument("--seed", type=int, help="random seed (default: 0)")
+    sub.add_argument(
+        "--round-size",
+        type=_positive_int,
+        metavar="N",
+        help="cases per round; the bandit learns between rounds (default: 32)",
+    )
+    sub.add_argument(
+        "--task",
+        choices=("verdict", "repair"),
+        help="verdict: SAFE or UNSAFE; repair: rewrite unsafe configs, so "
+        "only unsafe cases are made (default: verdict)",
+    )
+    sub.add_argument(
+        "--level",
+        choices=("baseline", "restricted"),
+        help="k8s: the Pod Security level a case must meet (default: restricted)",
+    )
+    sub.add_argument(
+        "--pss-version",
+        metavar="VERSION",
+        help="k8s: the policy version verdicts follow (default: v1.37)",
+    )
+    sub.add_argument(
+        "--report-every",
+        type=_positive_int,
+        default=5,
+        metavar="K",
+        help="refresh DIR/report.md every K rounds (default: 5)",
+    )
+    # No defaults here: a resumed fuzz takes what it had from fuzz.json.
+    _add_model_options(sub, batch_size=None, concurrency=None)
+    sub.set_defaults(handler=_run_fuzz)
+
+
+def _run_fuzz(args: argparse.Namespace) -> int:
+    from generator.fuzz.loop import run_fuzz
+
+    if args.pss_version is not None:
+        from generator.oracle.k8s_policy import parse_version
+
+        parse_version(args.pss_version)
+    if not args.resume and not args.model:
+        raise InvalidArgument(
+            "fuzz needs --model (or --resume with an existing --out DIR)"
+        )
+    summary = run_fuzz(
+        args.out,
+        model=args.model,
+        domains=tuple(args.domain) if args.domain else None,
+        seed=args.seed,
+        round_size=args.round_size,
+        task=args.task,
+        level=args.level,
+        pss_version=args.pss_version,
+        backend=args.backend,
+        hours=args.hours,
+        cases=args.cases,
+        resume=args.resume,
+        batch_size=args.batch_size,
+        max_batch_tokens=args.max_batch_tokens,
+        backend_options={
+            "served_model": args.served_model,
+            "tokenizer": args.tokenizer,
+            "concurrency": args.concurrency,
+            "tensor_parallel_size": args.tensor_parallel_size,
+            "data_parallel_size": args.data_parallel_size,
+            "gpu_memory_utilization": args.gpu_memory_utilization,
+        },
+        report_every=args.report_every,
+        progress=not args.no_progress,
+    )
+    answered, failures = summary["answered"], summary["failures"]
+    share = f" ({failures / answered:.1%})" if answered else ""
+    print(
+        f"fuzz {args.out}: {summary['status']}, {answered} cases in "
+        f"{summary['rounds']} rounds, {failures} failures{share}, "
+        f"{summary['clusters']} clusters; report {args.out / 'report.md'}"
+    )
+    for line in summary["top"]:
+        print(f"  top: {line}")
     return EXIT_OK
 
 

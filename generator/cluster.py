@@ -164,10 +164,11 @@ def case_features(case: Case) -> list[Feature]:
 class CaseRows:
     """What the search keeps of each case while the results stream past.
 
-    One row per case: its id, config size, verdict and failure kind, and for
-    each feature the rows holding it (``postings``, ascending). Features are
-    numbered as first seen; ``merge`` appends the rows of another part of the
-    same run, read by another process.
+    One row per case: its id, config size, verdict and failure kind, and the
+    numbers of its features (numbered as first seen), stored flat, row after
+    row. ``postings`` turns them into each feature's rows (ascending) when
+    the search asks; ``merge`` appends the rows of another part of the same
+    run, read by another process.
     """
 
     def __init__(self) -> None:
@@ -177,24 +178,76 @@ class CaseRows:
         self.failures: list[str | None] = []
         self.index: dict[tuple, int] = {}
         self.features: list[Feature] = []
-        self.postings: list[array] = []
+        self._flat = array("i")
+        self._ends = array("q")
+        self._postings: list[Any] | None = None
+        # The per-row fast path (see ``add``): tag items straight to numbers.
+        self._items: dict[tuple, int] = {}
+        self._numeric: dict[str, type | None] = {}
+        self._shapes: dict[tuple, bool] = {}
+        self._derived: dict[tuple, list[int]] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def add(self, case: dict[str, Any], result: dict[str, Any]) -> None:
         """One case and its result, as their JSON objects (``to_dict``)."""
-        row = len(self.ids)
         truth = case["truth"]
         self.ids.append(case["id"])
         self.sizes.append(len(case["config"]))
         self.verdicts.append(truth["verdict"])
         self.failures.append(None if result["correct"] else result.get("failure"))
 
-        # This loop runs for every tag of every case: a million-case run
-        # spends more here than in the search, so it is written flat.
-        index, postings = self.index, self.postings
-        for key, value in (case.get("tags") or {}).items():
+        # This runs for every case of a million-case run, where it costs
+        # more than the search: the tag items are looked up in one C-level
+        # pass whenever the row's shape (keys and value types) is known to
+        # be safe for it, i.e. no key has had values of two numeric types
+        # (true and 1 are equal in Python and must stay apart, as in JSON).
+        tags = case.get("tags") or {}
+        numbers = None
+        if self._safe_shape(tags):
+            numbers = list(map(self._items.get, tags.items()))
+            if None in numbers:
+                numbers = None
+        if numbers is None:
+            numbers = self._tag_numbers(tags)
+        self._flat.extend(numbers)
+
+        operators = case["origin"].get("operators") or ()
+        rules = tuple(dict.fromkeys(v["rule"] for v in truth["violations"]))
+        key = (case["family"], truth["verdict"], rules, tuple(operators))
+        derived = self._derived.get(key)
+        if derived is None:
+            derived = self._derived[key] = self._derived_numbers(*key)
+        self._flat.extend(derived)
+        self._ends.append(len(self._flat))
+        self._postings = None
+
+    def _safe_shape(self, tags: dict[str, Any]) -> bool:
+        shape = (tuple(tags), tuple(map(type, tags.values())))
+        safe = self._shapes.get(shape)
+        if safe is None:
+            safe = self._shapes[shape] = self._register(tags)
+        return safe
+
+    def _register(self, tags: dict[str, Any]) -> bool:
+        """Whether rows of this shape may take the fast path.
+
+        A numeric key's items are filed for the fast path under the first
+        type it shows only; a shape giving it another type never takes it.
+        """
+        safe = True
+        for key, value in tags.items():
+            kind = value.__class__
+            if kind is not str and (
+                kind not in _NUMBERS or self._numeric.setdefault(key, kind) is not kind
+            ):
+                safe = False
+        return safe
+
+    def _tag_numbers(self, tags: dict[str, Any]) -> list[int]:
+        numbers = []
+        for key, value in tags.items():
             kind = value.__class__
             if kind is str:
                 name: tuple = (key, value)
@@ -203,54 +256,85 @@ class CaseRows:
                 name = (key, kind, value)
             else:
                 continue  # tags are flat by contract; a list names no slice
-            number = index.get(name)
+            if key in _DERIVED:
+                continue
+            number = self.index.get(name)
             if number is None:
-                if key in _DERIVED:
-                    continue
                 number = self._new(name, key, value)
-            postings[number].append(row)
-        derived = [("family", case["family"]), ("truth", truth["verdict"])]
-        derived += [
-            ("rule", r) for r in dict.fromkeys(v["rule"] for v in truth["violations"])
-        ]
+            if kind is str or self._numeric.get(key) is kind:
+                self._items[(key, value)] = number
+            numbers.append(number)
+        return numbers
+
+    def _derived_numbers(self, family, verdict, rules, operators) -> list[int]:
         # Each mutation operator on its own: which mutators make failures is
         # what an overnight fuzz run reweights by.
-        operators = case["origin"].get("operators") or ()
+        derived = [("family", family), ("truth", verdict)]
+        derived += [("rule", rule) for rule in rules]
         derived += [("operator", op) for op in dict.fromkeys(operators)]
+        numbers = []
         for name in derived:
-            number = index.get(("", *name))
+            number = self.index.get(("", *name))
             if number is None:
                 number = self._new(("", *name), *name)
-            postings[number].append(row)
+            numbers.append(number)
+        return numbers
 
     def _new(self, name: tuple, key: str, value: TagValue) -> int:
         number = self.index[name] = len(self.features)
         self.features.append((key, value))
-        self.postings.append(array("i"))
         return number
+
+    @property
+    def postings(self) -> list[Any]:
+        """Each feature's rows, ascending (int32 arrays)."""
+        if self._postings is None:
+            self._postings = _postings(self._flat, self._ends, len(self.features))
+        return self._postings
 
     def merge(self, other: CaseRows) -> None:
         """Append ``other``'s rows after these (another stretch of the run)."""
-        offset = len(self.ids)
         self.ids += other.ids
         self.sizes += other.sizes
         self.verdicts += other.verdicts
         self.failures += other.failures
-        for name, theirs in other.index.items():
+        renumber = array("i")
+        for name, theirs in sorted(other.index.items(), key=lambda kv: kv[1]):
             number = self.index.get(name)
             if number is None:
                 number = self._new(name, *other.features[theirs])
-            self.postings[number] += _shifted(other.postings[theirs], offset)
+            renumber.append(number)
+        offset = len(self._flat)
+        if np is not None:
+            table = np.frombuffer(renumber, dtype=np.int32)
+            flat = table[np.frombuffer(other._flat, dtype=np.int32)]
+            self._flat.frombytes(flat.astype(np.int32).tobytes())
+            ends = np.frombuffer(other._ends, dtype=np.int64) + offset
+            self._ends.frombytes(ends.tobytes())
+        else:  # pragma: no cover - numpy is a dependency
+            self._flat.extend(renumber[n] for n in other._flat)
+            self._ends.extend(end + offset for end in other._ends)
+        self._postings = None
 
 
-def _shifted(rows: array, offset: int) -> array:
-    if not offset:
-        return rows
-    if np is None:  # pragma: no cover - merging is only done with numpy
-        return array("i", (row + offset for row in rows))
-    out = array("i")
-    out.frombytes((np.frombuffer(rows, dtype=np.int32) + offset).tobytes())
-    return out
+def _postings(flat: array, ends: array, count: int) -> list[Any]:
+    """Invert row -> features into feature -> rows, rows ascending."""
+    if np is None:  # pragma: no cover - numpy is a dependency
+        postings = [array("i") for _ in range(count)]
+        start = 0
+        for row, end in enumerate(ends):
+            for number in flat[start:end]:
+                postings[number].append(row)
+            start = end
+        return postings
+    features = np.frombuffer(flat, dtype=np.int32)
+    widths = np.diff(np.frombuffer(ends, dtype=np.int64), prepend=0)
+    rows = np.repeat(np.arange(len(ends), dtype=np.int32), widths)
+    # A stable sort keeps each feature's rows in row order.
+    order = np.argsort(features, kind="stable")
+    rows = rows[order]
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(features, minlength=count))))
+    return [rows[bounds[n] : bounds[n + 1]] for n in range(count)]
 
 
 _NUMBERS = (bool, int, float)

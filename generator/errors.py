@@ -9,7 +9,8 @@ it into one line on stderr and exit status 2. Anything else is a bug.
     │   └── UnsupportedKind    a well-formed document of a kind we do not know
     ├── SuiteError             a suite or run directory that is missing or broken
     ├── ModelError             a model that cannot be found or loaded
-    └── Undecidable            a question the config alone cannot answer
+    ├── Undecidable            a question the config alone cannot answer
+    └── RemediationError       a config the oracle's remediation cannot fix
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ __all__ = [
     "ConfigError",
     "InvalidArgument",
     "ModelError",
+    "RemediationError",
     "SpotcheckError",
     "SuiteError",
     "Undecidable",
@@ -76,4 +78,13 @@ class Undecidable(SpotcheckError):
     The answer hinges on facts outside the document (what a named role may
     do, what a data source holds), so it is no ground truth: such configs
     never enter a suite, and a repair that ends up here is not verified.
+    """
+
+
+class RemediationError(SpotcheckError):
+    """No fix was found that the oracle judges safe and that keeps the intent.
+
+    Raised by ``generator.remediate`` for configs it refuses (say, a pod
+    whose only way to pass is to lose a container) and whenever its own
+    re-check of a fix fails: an unverified fix is never returned.
     """

@@ -1,72 +1,96 @@
-"""Export a run's failures as fine-tuning data with oracle-correct answers.
+"""Export what a model got wrong as fine-tuning data, with oracle-correct answers.
 
-Each failed case becomes one chat example: the system and user turns are the
-verdict prompt for the case (the project's verdict template, so training and
-evaluation ask the same way), and the assistant turn is the oracle's answer,
-``SAFE`` or ``UNSAFE`` followed by each violated rule with its field path and
-reason. Repair-task failures are exported the same way: the verdict, with the
-violations that a repair had to fix.
+Inputs are run directories, or fuzz directories (``fuzz.json``; every
+``rounds/*/run`` in it). Each failed case becomes one example:
 
-Written to the output directory:
+* **verdict** runs: the user turn is the project's verdict prompt for the
+  case (the same template the run used, so training and evaluation ask the
+  same way), the assistant turn the oracle's answer: ``SAFE`` or ``UNSAFE``,
+  then one line per violated rule with its field path and reason;
+* **repair** runs: the user turn is the repair prompt, the assistant turn
+  a minimal fix made by the oracle's own remediation
+  (``generator.remediate``), in the fenced block the template asks for,
+  and re-judged as the runner judges a model's repair (safe, intent kept).
+  A case the remediation refuses, or whose fix does not pass, is skipped
+  and counted.
 
-* ``failures.jsonl``: one ``{"messages": [...], "case_id", "family", "rules",
-  ...}`` object per line (format ``chat-jsonl``);
-* ``hf/``: the same rows as a ``datasets`` Dataset, ``save_to_disk`` layout
-  (format ``hf``);
-* ``README.md``: a dataset card (sources, counts by label and rule, caveats).
+Written to ``out_dir`` (format ``jsonl``, ``hf``, ``parquet``; default all):
 
-Kept apart from evaluation: ``exclude_suites`` drops every case whose
-normalised config (layout, comments and key order ignored) equals one in
-those suites, so a model trained on the export is not then graded on the
-same configs. research/finetune-feasibility.md measured why the card warns
-about label mix: failures lean to one label, and training on them moves the
-decision threshold more than it improves the model. ``balance=True`` keeps
-as many safe as unsafe examples.
+```
+README.md                               dataset card: sources, counts, how to load
+export.json                             the same counts, machine-readable
+messages/{train,test}.jsonl             {"messages": [system, user, assistant], ...}
+prompt_completion/{train,test}.jsonl    {"prompt": [system, user],
+                                         "completion": [assistant], ...}
+hf/messages/, hf/prompt_completion/     DatasetDict(train, test), save_to_disk
+parquet/<form>-<split>.parquet          the same rows, one file per form and split
+```
+
+Both forms are TRL's conversational shapes (``generator.export_write``);
+every row also has ``case_id``, ``domain``, ``family``, ``task``,
+``question``, ``label``, ``rules``, ``failure``, ``source``, ``cluster``,
+``config_hash``, ``template``, ``model`` and ``run``.
+
+Kept apart from evaluation: ``exclude_suites`` (suite or fuzz directories)
+drops every case whose config is equal up to layout, or near-equal
+(``generator.export_hash``), to a case of those suites. Within the export a
+config is written once per question and task, near-equal copies included.
+The train/test split holds out part of every cluster, and label balance is
+chosen with ``balance`` and ``add_correct`` (``generator.export_select``).
+Repair answers come from ``generator.export_repair``, the card from
+``generator.export_card``.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import logging
+import shutil
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from generator.config.k8s import load_documents
-from generator.errors import ConfigError, InvalidArgument
+from generator.errors import InvalidArgument
 from generator.export_card import write_card
+from generator.export_hash import config_fingerprint, near_fingerprint
+from generator.export_repair import Remediation
+from generator.export_select import (
+    LABELS,
+    CorrectPool,
+    Entry,
+    check_balance,
+    cluster_key,
+    correct_needed,
+    keep_for_balance,
+    split_lines,
+)
+from generator.export_write import (
+    FORMS,
+    SPLITS,
+    JsonlWriter,
+    datasets_module,
+    save_datasets,
+    write_splits,
+)
 from generator.prompts import load_template, render_case
-from generator.records import Case, Result
-from generator.rundata import Run, iter_cases, load_run
+from generator.records import Case
+from generator.rundata import Run, iter_cases, load_run, run_dirs_of
 
-__all__ = ["FORMATS", "answer_text", "config_fingerprint", "export_failures"]
+__all__ = [
+    "FORMATS",
+    "answer_text",
+    "config_fingerprint",
+    "export_failures",
+    "near_fingerprint",
+]
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("chat-jsonl", "hf")
-
-
-def config_fingerprint(config: str, fmt: str = "yaml") -> str:
-    """A hash equal for configs that differ only in layout, comments, key order.
-
-    YAML and JSON are parsed the way the API server reads them and hashed as
-    canonical JSON; text that does not parse (and HCL) is hashed with runs of
-    whitespace collapsed, which still catches re-indented copies.
-    """
-    canonical = None
-    if fmt in ("yaml", "json"):
-        try:
-            documents = [d for d in load_documents(config) if d is not None]
-            canonical = json.dumps(
-                documents, sort_keys=True, separators=(",", ":"), default=str
-            )
-        except (ConfigError, TypeError, ValueError):
-            canonical = None
-    if canonical is None:
-        canonical = " ".join(config.split())
-    return hashlib.sha256(canonical.encode()).hexdigest()
+FORMATS = ("jsonl", "hf", "parquet")
+# The name DESIGN.md's command line gave the JSONL format first.
+_ALIASES = {"chat-jsonl": "jsonl"}
 
 
 def answer_text(case: Case) -> str:
@@ -78,145 +102,281 @@ def answer_text(case: Case) -> str:
     return "\n".join(lines)
 
 
-class _Prompts:
-    """The verdict template per domain, loaded once per export."""
-
-    def __init__(self) -> None:
-        self.templates: dict[str, Any] = {}
-
-    def messages(self, case: Case) -> tuple[list[dict[str, str]], str]:
-        template = self.templates.get(case.domain)
-        if template is None:
-            template = self.templates[case.domain] = load_template(
-                case.domain, "verdict"
-            )
-        return render_case(template, case), f"{template.id}@{template.version}"
-
-
-def _formats(fmt: str | Iterable[str]) -> tuple[str, ...]:
-    wanted = (fmt,) if isinstance(fmt, str) else tuple(fmt)
-    unknown = [f for f in wanted if f not in FORMATS]
-    if unknown or not wanted:
-        raise InvalidArgument(f"fmt={list(wanted)!r}: choose from {', '.join(FORMATS)}")
-    return wanted
-
-
 def export_failures(
     run_dirs: Iterable[Path],
     out_dir: Path,
     *,
     fmt: str | Iterable[str] = FORMATS,
     exclude_suites: Iterable[Path] = (),
-    balance: bool = False,
+    balance: str | bool = "none",
+    add_correct: int = 0,
+    test_fraction: float = 0.1,
 ) -> dict[str, Any]:
     """Write the failed cases of ``run_dirs`` to ``out_dir``; return the counts.
 
-    A case that failed in several runs, or whose config equals an exported
-    one up to layout, is written once. Raises ``SuiteError`` for a run whose
-    suite changed since the run, ``InvalidArgument`` for a bad ``fmt`` or
-    when format ``hf`` is asked for without the datasets package.
+    ``run_dirs`` may name run or fuzz directories, ``exclude_suites`` suite
+    or fuzz directories. Raises ``SuiteError`` for a run whose suite changed
+    since the run, ``InvalidArgument`` for a bad option or when ``hf`` or
+    ``parquet`` is asked for without the datasets package.
     """
     formats = _formats(fmt)
-    datasets = _datasets() if "hf" in formats else None
-    exclude_suites = [Path(s) for s in exclude_suites]
-    runs = [load_run(Path(d)) for d in run_dirs]
+    balance = check_balance(balance, add_correct)
+    if not 0 <= test_fraction < 1:
+        raise InvalidArgument(f"test_fraction={test_fraction!r}: need 0 <= F < 1")
+    datasets = datasets_module() if {"hf", "parquet"} & set(formats) else None
+    runs = [load_run(d) for path in run_dirs for d in run_dirs_of(Path(path))]
     if not runs:
-        raise InvalidArgument("run_dirs is empty: name at least one run directory")
+        raise InvalidArgument(
+            "run_dirs is empty: name at least one run directory (or a fuzz "
+            "directory with a finished round)"
+        )
+    suites = [s for path in exclude_suites for s in _suite_dirs_of(Path(path))]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    # Only hashes of the evaluation suites are held, never their configs.
-    excluded = set()
-    for suite in exclude_suites:
-        excluded.update(
-            config_fingerprint(c.config, c.format) for c in iter_cases(suite)
-        )
-    logger.info("export: %d configs excluded by suite", len(excluded))
-
-    draft = out_dir / "failures.jsonl.part"
-    jsonl = out_dir / "failures.jsonl"
+    # Draft every row once, then choose: which to drop for balance, which
+    # correct cases to add, which split each goes to. Only the small
+    # entries stay in memory; the rows wait in the draft file.
+    draft = _Draft(out_dir / "rows.jsonl.part", _excluded(suites))
     try:
-        counts, labels, sources = _write_draft(runs, excluded, draft)
-        keep, balanced = _balance(labels) if balance else (None, None)
-        tally = _finish(draft, jsonl, keep)
+        with draft:
+            sources = [draft.add_failures(run) for run in runs]
+            dropped, balanced = (
+                keep_for_balance(draft.entries) if balance == "equal" else (set(), True)
+            )
+            counts = Counter(
+                e.label
+                for e in draft.entries
+                if e.task == "verdict" and e.line not in dropped
+            )
+            need = correct_needed(counts, balance, add_correct)
+            short = draft.add_correct(runs, need)
+        kept = [e for e in draft.entries if e.line not in dropped]
+        splits = split_lines(kept, test_fraction)
+        writer = JsonlWriter(out_dir)
+        tally = write_splits(draft.path, writer, splits)
     finally:
-        draft.unlink(missing_ok=True)
+        draft.path.unlink(missing_ok=True)
+
+    # The datasets are made from the JSONL files, which stay if asked for.
+    written = {"jsonl": [str(p) for p in writer.paths.values()]}
+    _clear(out_dir)
     if datasets is not None:
-        _save_hf(datasets, jsonl, out_dir / "hf")
-    if "chat-jsonl" not in formats:
-        jsonl.unlink()
+        written.update(save_datasets(datasets, out_dir, writer.paths, formats))
+    if "jsonl" not in formats:
+        for path in writer.paths.values():
+            path.unlink()
+        written["jsonl"] = []
+        for form in FORMS:
+            with contextlib.suppress(OSError):  # not empty: not only ours
+                (out_dir / form).rmdir()
 
     summary: dict[str, Any] = {
         "out_dir": str(out_dir),
         "formats": list(formats),
+        "files": {k: v for k, v in written.items() if k in formats},
         "runs": sources,
-        "exclude_suites": [str(s) for s in exclude_suites],
-        "failures_seen": counts["failures_seen"],
-        "excluded_by_suite": counts["excluded_by_suite"],
-        "duplicates": counts["duplicates"],
+        "exclude_suites": [str(s) for s in suites],
+        **draft.counts_summary(),
         "balance": balance,
-        "balanced": balanced,
-        "dropped_for_balance": len(labels) - tally["exported"],
+        "balanced": balanced and not any(short.values()),
+        "dropped_for_balance": len(dropped),
+        "add_correct": add_correct,
+        "correct_wanted": need,
+        "correct_short": short,
+        "test_fraction": test_fraction,
         **tally,
     }
+    (out_dir / "export.json").write_text(
+        json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
     write_card(out_dir / "README.md", summary)
-    logger.info("export: %d examples to %s", summary["exported"], out_dir)
+    logger.info(
+        "export: %d rows (%d train, %d test) to %s",
+        summary["exported"],
+        tally["splits"]["train"]["rows"],
+        tally["splits"]["test"]["rows"],
+        out_dir,
+    )
     return summary
 
 
-def _write_draft(
-    runs: list[Run], excluded: set[str], draft: Path
-) -> tuple[Counter[str], list[tuple[str, str]], list[dict[str, Any]]]:
-    """Stream every run's failures into ``draft``, one chat row per line.
+def _formats(fmt: str | Iterable[str]) -> tuple[str, ...]:
+    wanted = (fmt,) if isinstance(fmt, str) else tuple(fmt)
+    wanted = tuple(dict.fromkeys(_ALIASES.get(f, f) for f in wanted))
+    unknown = [f for f in wanted if f not in FORMATS]
+    if unknown or not wanted:
+        raise InvalidArgument(
+            f"fmt={list(wanted)!r}: choose from {', '.join(FORMATS)} "
+            "(chat-jsonl is jsonl)"
+        )
+    return wanted
 
-    Returns the drop counts, the (label, case id) of each line written (all
-    that balancing needs) and a description of each source run.
+
+# --- inputs -------------------------------------------------------------------
+
+
+def _suite_dirs_of(path: Path) -> list[Path]:
+    """A suite directory as itself, a fuzz directory as its rounds' suites."""
+    if not (path / "fuzz.json").is_file():
+        return [path]
+    return sorted(
+        p for p in path.glob("rounds/*/suite") if (p / "cases.jsonl").is_file()
+    )
+
+
+def _excluded(suites: list[Path]) -> tuple[set[str], set[str]]:
+    """(exact, near-equal) fingerprints of every case of ``suites``.
+
+    Only hashes of the evaluation suites are held, never their configs, and
+    only the first 128 bits of each.
     """
-    counts: Counter[str] = Counter()
-    labels: list[tuple[str, str]] = []
-    sources = []
-    seen: set[tuple[str, str]] = set()
-    prompts = _Prompts()
-    with open(draft, "w", encoding="utf-8") as handle:
-        for run in runs:
-            failed = 0
-            for case, result in run.pairs():
-                if result.correct:
-                    continue
-                failed += 1
-                counts["failures_seen"] += 1
-
-                # Layout-blind identity: an eval config re-indented is still it.
-                fingerprint = config_fingerprint(case.config, case.format)
-                if fingerprint in excluded:
-                    counts["excluded_by_suite"] += 1
-                    continue
-                if (fingerprint, case.question) in seen:
-                    counts["duplicates"] += 1
-                    continue
-                seen.add((fingerprint, case.question))
-
-                row = _row(case, result, prompts)
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-                labels.append((case.truth.verdict, case.id))
-            sources.append(_source(run, failed))
-    return counts, labels, sources
+    exact: set[str] = set()
+    near: set[str] = set()
+    for suite in suites:
+        for case in iter_cases(suite):
+            exact.add(config_fingerprint(case.config, case.format)[:32])
+            near.add(near_fingerprint(case.domain, case.config, case.format)[:32])
+    logger.info(
+        "export: %d configs (%d near-equal classes) excluded", len(exact), len(near)
+    )
+    return exact, near
 
 
-def _row(case: Case, result: Result, prompts: _Prompts) -> dict[str, Any]:
-    messages, template = prompts.messages(case)
-    messages.append({"role": "assistant", "content": answer_text(case)})
-    return {
-        "messages": messages,
-        "case_id": case.id,
-        "family": case.family,
-        "rules": list(case.truth.rules),
-        "label": case.truth.verdict,
-        "failure": result.failure or "wrong",
-        "question": case.question,
-        "template": template,
-        "model": result.model_id,
-    }
+# --- drafting rows -----------------------------------------------------------------
+
+
+class _Draft:
+    """Rows as they are made, one JSON line each, with what selection needs."""
+
+    def __init__(self, path: Path, excluded: tuple[set[str], set[str]]):
+        self.path = path
+        self.exact, self.near = excluded
+        self.entries: list[Entry] = []
+        self.counts: Counter[str] = Counter()
+        self.seen: set[tuple[str, str, str]] = set()
+        self.prompts = _Prompts()
+        self.remedy = Remediation()
+
+    def __enter__(self) -> _Draft:
+        self.handle = open(self.path, "w", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
+
+    def add_failures(self, run: Run) -> dict[str, Any]:
+        """Every failure of ``run``; returns a description of the run."""
+        failed = 0
+        for _, data, result in run.records():
+            if result["correct"]:
+                continue
+            failed += 1
+            self.counts["failures_seen"] += 1
+            case = Case.from_dict(data)
+            self.add(case, run, result["task"], result.get("failure") or "wrong")
+        return _source(run, failed)
+
+    def add_correct(self, runs: list[Run], need: dict[str, int]) -> dict[str, int]:
+        """Correctly answered verdict cases, ``need`` of each label at most;
+        returns how many of each label could not be found."""
+        if not any(need.values()):
+            return {label: 0 for label in LABELS}
+        pool = CorrectPool(need)
+        for index, run in enumerate(runs):
+            for _, data, result in run.records():
+                if result["correct"] and result["task"] == "verdict":
+                    pool.offer(data["truth"]["verdict"], data["id"], index)
+        short = {}
+        for label in LABELS:
+            taken = 0
+            for case_id, index in pool.candidates(label):
+                if taken == need[label]:
+                    break
+                taken += self.add(runs[index].case(case_id), runs[index], "verdict")
+            short[label] = need[label] - taken
+            self.counts[f"correct_added_{label}"] = taken
+        if any(short.values()):
+            logger.warning("export: too few correct cases to add: short %s", short)
+        return short
+
+    def add(self, case: Case, run: Run, task: str, failure: str | None = None) -> bool:
+        """Draft ``case`` unless excluded, already drafted, or unrepairable."""
+        source = "correct" if failure is None else "failure"
+        near = near_fingerprint(case.domain, case.config, case.format)
+        exact = config_fingerprint(case.config, case.format)[:32] in self.exact
+        if exact or near[:32] in self.near:
+            self.counts["excluded_exact" if exact else "excluded_near"] += 1
+            return False
+        if (near, case.question, task) in self.seen:
+            self.counts[f"duplicates_{source}"] += 1
+            return False
+
+        if task == "repair":
+            messages, template = self.prompts.messages(case, "repair")
+            answer = self.remedy.fix(case)
+            if answer is None:
+                return False
+        else:
+            messages, template = self.prompts.messages(case, "verdict")
+            answer = answer_text(case)
+        self.seen.add((near, case.question, task))
+
+        messages.append({"role": "assistant", "content": answer})
+        row = {
+            "messages": messages,
+            "case_id": case.id,
+            "domain": case.domain,
+            "family": case.family,
+            "task": task,
+            "question": case.question,
+            "label": case.truth.verdict,
+            "rules": list(case.truth.rules),
+            "failure": failure,
+            "source": source,
+            "cluster": cluster_key(
+                case.domain, task, case.family, case.truth.verdict, case.truth.rules
+            ),
+            "config_hash": near,
+            "template": template,
+            "model": run.model,
+            "run": str(run.run_dir),
+        }
+        self.handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.entries.append(
+            Entry(
+                len(self.entries), case.id, row["label"], task, source, near,
+                row["cluster"],
+            )
+        )  # fmt: skip
+        return True
+
+    def counts_summary(self) -> dict[str, Any]:
+        c = self.counts
+        return {
+            "failures_seen": c["failures_seen"],
+            "excluded_exact": c["excluded_exact"],
+            "excluded_near": c["excluded_near"],
+            "excluded_by_suite": c["excluded_exact"] + c["excluded_near"],
+            "duplicates": c["duplicates_failure"],
+            "correct_added": {label: c[f"correct_added_{label}"] for label in LABELS},
+            "repair": dict(sorted(self.remedy.counts.items())),
+        }
+
+
+class _Prompts:
+    """The templates per domain and task, loaded once per export."""
+
+    def __init__(self) -> None:
+        self.templates: dict[tuple[str, str], Any] = {}
+
+    def messages(self, case: Case, task: str) -> tuple[list[dict[str, str]], str]:
+        template = self.templates.get((case.domain, task))
+        if template is None:
+            template = self.templates[case.domain, task] = load_template(
+                case.domain, task
+            )
+        return render_case(template, case), f"{template.id}@{template.version}"
 
 
 def _source(run: Run, failed: int) -> dict[str, Any]:
@@ -231,92 +391,16 @@ def _source(run: Run, failed: int) -> dict[str, Any]:
     }
 
 
-def _balance(labels: list[tuple[str, str]]) -> tuple[set[int] | None, bool]:
-    """Line numbers to keep for as many safe as unsafe examples.
-
-    Which lines of the larger label stay is decided by a hash of the case id:
-    reproducible, and unrelated to file order (which follows the suite).
-    """
-    by_label: dict[str, list[tuple[str, int]]] = {"safe": [], "unsafe": []}
-    for line, (label, case_id) in enumerate(labels):
-        digest = hashlib.sha256(case_id.encode()).hexdigest()
-        by_label.setdefault(label, []).append((digest, line))
-    smaller = min(len(lines) for lines in by_label.values())
-    if not labels:
-        return None, True
-    if smaller == 0:
-        logger.warning(
-            "export: every failure has one label; cannot balance, keeping all. "
-            "Add correct examples of the other label before training on this"
-        )
-        return None, False
-    keep = set()
-    for lines in by_label.values():
-        keep.update(line for _, line in sorted(lines)[:smaller])
-    return keep, True
-
-
-def _finish(draft: Path, final: Path, keep: set[int] | None) -> dict[str, Any]:
-    """Move the kept lines to the final file and count them by label and rule."""
-    by_label: Counter[str] = Counter()
-    by_rule: Counter[str] = Counter()
-    by_failure: Counter[str] = Counter()
-    with (
-        open(draft, encoding="utf-8") as src,
-        open(final, "w", encoding="utf-8") as dst,
-    ):
-        for number, line in enumerate(src):
-            if keep is not None and number not in keep:
-                continue
-            dst.write(line)
-            row = json.loads(line)
-            by_label[row["label"]] += 1
-            by_failure[row["failure"]] += 1
-            by_rule.update(row["rules"])
-    return {
-        "exported": sum(by_label.values()),
-        "by_label": {label: by_label[label] for label in ("unsafe", "safe")},
-        "by_failure": dict(sorted(by_failure.items())),
-        "by_rule": dict(sorted(by_rule.items(), key=lambda kv: (-kv[1], kv[0]))),
-    }
-
-
-def _datasets() -> Any:
-    try:
-        import datasets
-    except ImportError:
-        raise InvalidArgument(
-            "format hf needs the datasets package: pip install 'spotcheck[model]', "
-            "or export with --format chat-jsonl only"
-        ) from None
-    # One small shard is written in a blink; its progress bars are noise.
-    datasets.disable_progress_bars()
-    return datasets
-
-
-def _save_hf(datasets: Any, jsonl: Path, target: Path) -> None:
-    """The exported rows as a Dataset in ``save_to_disk`` layout."""
-    with open(jsonl, encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle]
-    # An explicit schema: with no rows, or only SAFE ones, inference would
-    # give the rules column no type. Lists are spelled [feature], which
-    # datasets 3 and 4+ both read as a list (Sequence of a dict is not).
-    string = datasets.Value("string")
-    features = datasets.Features(
-        {
-            "messages": [{"role": string, "content": string}],
-            "case_id": string,
-            "family": string,
-            "rules": [string],
-            "label": string,
-            "failure": string,
-            "question": string,
-            "template": string,
-            "model": string,
-        }
-    )
-    # Column-wise, so an export with no rows still gets every column; and at
-    # least one shard, since load_from_disk cannot read a zero-shard save.
-    columns = {name: [row[name] for row in rows] for name in features}
-    dataset = datasets.Dataset.from_dict(columns, features=features)
-    dataset.save_to_disk(str(target), num_shards=1 if not rows else None)
+def _clear(out_dir: Path) -> None:
+    """Remove what an earlier export wrote into ``out_dir`` and this one
+    will not rewrite: a stale shard beside new ones, or the files of the
+    one-dataset layout (``failures.jsonl``, a Dataset directly in ``hf/``),
+    would be read as part of this export."""
+    for form in FORMS:
+        shutil.rmtree(out_dir / "hf" / form, ignore_errors=True)
+        for split in SPLITS:
+            (out_dir / "parquet" / f"{form}-{split}.parquet").unlink(missing_ok=True)
+    (out_dir / "failures.jsonl").unlink(missing_ok=True)
+    for old in ("state.json", "dataset_info.json", "data-*.arrow"):
+        for path in (out_dir / "hf").glob(old):
+            path.unlink()

@@ -3,7 +3,9 @@
 ``spotcheck gate RUN --max-missed-unsafe 0.05 [--config gate.yaml]`` checks
 the run as a whole and each case family against thresholds and says which
 are exceeded; ``--junit`` writes the verdicts as JUnit XML, one test case per
-family (plus one for the whole run), which CI systems show as tests.
+family (plus one for the whole run), which CI systems show as tests. The
+run may be several directories read as one (``gated_run``): the shards of
+a sharded run, or a fuzz directory's rounds.
 
 **Which number is compared.** A threshold applies to the *point estimate*
 (the measured rate), not to an interval bound. The Wilson interval is
@@ -27,6 +29,7 @@ The config file (YAML)::
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +37,17 @@ from typing import Any
 import yaml
 
 from generator.errors import InvalidArgument
+from generator.rundata import Run, load_runs
 
-__all__ = ["METRICS", "Check", "GateConfig", "evaluate", "junit_xml", "load_config"]
+__all__ = [
+    "METRICS",
+    "Check",
+    "GateConfig",
+    "evaluate",
+    "gated_run",
+    "junit_xml",
+    "load_config",
+]
 
 # Threshold key -> the report's rate name. For a repair run the missed-unsafe
 # threshold applies to repairs that are not safe (the repair headline).
@@ -163,6 +175,23 @@ def _fraction(value: Any, place: str) -> float:
         )
         raise InvalidArgument(f"{place}={value!r}: need a number between 0 and 1{hint}")
     return float(value)
+
+
+def gated_run(run_dirs: Iterable[Path]) -> Run:
+    """The one run the gate judges: a run directory, the shard directories
+    of one sharded run, or a fuzz directory; ``InvalidArgument`` otherwise.
+
+    Thresholds on a mix of runs would judge no release in particular, so
+    several directories must be parts of one run (``load_runs``).
+    """
+    runs = load_runs(Path(path) for path in run_dirs)
+    if len(runs) != 1:
+        raise InvalidArgument(
+            f"gate judges one run, and the directories given are {len(runs)} "
+            f"runs ({'; '.join(r.label for r in runs)}); give one run "
+            "directory, the shards of one sharded run, or a fuzz directory"
+        )
+    return runs[0]
 
 
 def evaluate(run: dict[str, Any], config: GateConfig) -> list[Check]:

@@ -20,17 +20,24 @@ import inspect
 import logging
 import os
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from generator.cluster import CaseRows, find_slices, search_rows, slice_counts
 from generator.errors import InvalidArgument
 from generator.records import RELATIONS
-from generator.rundata import Run, load_run, scan_records
+from generator.rundata import Run, load_runs, scan_records
 from generator.stats import newcombe_interval, wilson_interval
 
-__all__ = ["REPORT_VERSION", "build_report", "compare_runs", "format_report", "rate"]
+__all__ = [
+    "REPORT_VERSION",
+    "build_report",
+    "compare_runs",
+    "format_report",
+    "rate",
+    "unfinished_note",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +51,12 @@ logger = logging.getLogger(__name__)
 #    "minimal_example" is filled by ``report --minimize``.
 # 5: each run has "guard": for repair runs, what ``spotcheck guard`` (default
 #    policy) would have done with each output; None for verdict runs.
-REPORT_VERSION = 5
+# 6: a run may be several directories read as one (shards, fuzz rounds):
+#    each run has "parts" (its directories), "shards" (None, or which of N
+#    are there) and "suites" (each suite with its sha256); "status" may be
+#    "incomplete" (shards missing); "suite" and "suite_sha256" of a run on
+#    several suites name them all (see ``generator.rundata.load_runs``).
+REPORT_VERSION = 6
 
 ANSWERS = ("unsafe", "safe", "unparseable")
 
@@ -150,49 +162,56 @@ class _Counts(_Part):
 
 
 def build_report(
-    run_dirs: list[Path],
+    run_dirs: Sequence[Path] | Sequence[Run],
     *,
     jobs: int | None = None,
     clusters: bool = True,
-    compare: Path | None = None,
+    compare: Path | Sequence[Path] | Run | None = None,
     allow_different: bool = False,
     minimize: Callable[[Run, dict[str, Any]], None] | None = None,
     **cluster_options: Any,
 ) -> dict[str, Any]:
     """The report on each run, plus a comparison when there are several.
 
-    Raises ``SuiteError`` for a run whose suite changed since it was made.
+    ``run_dirs`` are run directories, shard directories and fuzz
+    directories, read as runs by ``generator.rundata.load_runs`` (all the
+    shards named are one run; a fuzz directory is one run), or runs already
+    loaded. Raises ``SuiteError`` for a run whose suite changed since it was
+    made, ``InvalidArgument`` for directories that cannot be one run.
     ``cluster_options`` go to ``find_clusters`` (``min_support``, ``alpha``...).
     ``jobs`` processes read a large run (default: one per CPU); the report
     is the same for any number. ``clusters=False`` skips the cluster search
     (``clusters`` and ``leads`` are then empty), for callers such as the gate
     that need only the rates.
 
-    ``compare`` names a baseline run: each run is compared with it (its own
-    report is not included, only a summary under ``baseline``). Without it,
-    several runs are each compared with the first. Runs on different suites
-    or templates are refused with ``InvalidArgument`` unless
-    ``allow_different``; runs of different tasks are never compared.
+    ``compare`` names a baseline run (a directory, or the directories of one
+    run): each run is compared with it (its own report is not included,
+    only a summary under ``baseline``). Without it, several runs are each
+    compared with the first. Runs on different suites or templates are
+    refused with ``InvalidArgument`` unless ``allow_different``; runs of
+    different tasks are never compared.
     ``minimize`` is called with each run and its report dict after the
     cluster search (``generator.minimize`` fills ``minimal_example``).
     """
     if not run_dirs:
         raise InvalidArgument("run_dirs is empty: name at least one run directory")
     jobs = jobs or os.cpu_count() or 1
-    comparing = compare is not None or len(run_dirs) > 1
+    logical = _runs_of(run_dirs)
+    baseline = None if compare is None else _baseline_of(compare)
+    comparing = baseline is not None or len(logical) > 1
     runs = []
-    for run_dir in run_dirs:
-        run, made, rows = _run_report(
-            Path(run_dir), cluster_options, jobs, clusters, keep_rows=comparing
+    for run in logical:
+        made, rows = _run_report(
+            run, cluster_options, jobs, clusters, keep_rows=comparing
         )
         if minimize is not None:
             minimize(run, made)
         runs.append((made, rows))
     report: dict[str, Any] = {"report_version": REPORT_VERSION, "runs": []}
     report["runs"] = [made for made, _ in runs]
-    if compare is not None:
-        _, base, base_rows = _run_report(
-            Path(compare), cluster_options, jobs, clusters, keep_rows=True
+    if baseline is not None:
+        base, base_rows = _run_report(
+            baseline, cluster_options, jobs, clusters, keep_rows=True
         )
         report["baseline"] = {key: base[key] for key in _BASELINE_KEYS}
         pairs = [((base, base_rows), other) for other in runs]
@@ -208,8 +227,31 @@ def build_report(
 
 # What a report says of a baseline run it does not report in full.
 _BASELINE_KEYS = (
-    "run", "suite", "suite_sha256", "model", "task", "template", "status", "cases",
+    "run", "suite", "suite_sha256", "model", "task", "template", "status",
+    "parts", "shards", "cases",
 )  # fmt: skip
+
+
+def _runs_of(items: Sequence[Path] | Sequence[Run]) -> list[Run]:
+    """Runs as given, or read from their directories (``load_runs``)."""
+    if all(isinstance(item, Run) for item in items):
+        return list(items)  # type: ignore[arg-type]
+    return load_runs(Path(item) for item in items)  # type: ignore[arg-type]
+
+
+def _baseline_of(compare: Path | Sequence[Path] | Run) -> Run:
+    """The one run ``compare`` names."""
+    if isinstance(compare, Run):
+        return compare
+    paths = [compare] if isinstance(compare, str | Path) else list(compare)
+    runs = load_runs(Path(path) for path in paths)
+    if len(runs) != 1:
+        raise InvalidArgument(
+            f"the baseline (--compare) names {len(runs)} runs "
+            f"({'; '.join(r.label for r in runs)}); it must be one run: a run "
+            "directory, the shards of one sharded run, or a fuzz directory"
+        )
+    return runs[0]
 
 
 def _cluster_settings(options: dict[str, Any]) -> dict[str, Any]:
@@ -228,17 +270,16 @@ def _cluster_settings(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_report(
-    run_dir: Path,
+    run: Run,
     cluster_options: dict[str, Any],
     jobs: int,
     with_clusters: bool,
     *,
     keep_rows: bool = False,
-) -> tuple[Run, dict[str, Any], CaseRows | None]:
-    """The run, its report dict, and (``keep_rows``) its cluster rows, which a
+) -> tuple[dict[str, Any], CaseRows | None]:
+    """The run's report dict and (``keep_rows``) its cluster rows, which a
     comparison needs to count another run's slices in this one."""
     settings = _cluster_settings(cluster_options)
-    run = load_run(run_dir)
     parts = scan_records(run, _Part if with_clusters else _Counts, jobs=jobs)
     tally, rows = parts[0].tally, parts[0].rows
     for part in parts[1:]:
@@ -247,24 +288,29 @@ def _run_report(
     clusters, leads = search_rows(rows, **settings) if with_clusters else ([], [])
     total = sum(tally.truth.values())
     unsafe, safe = tally.truth["unsafe"], tally.truth["safe"]
-    logger.info("report %s: %d results, %d clusters", run_dir, total, len(clusters))
+    logger.info("report %s: %d results, %d clusters", run.label, total, len(clusters))
 
     rates = _rates(tally, run.task)
     # The headline is the failure that lets an unsafe config through: a
     # verdict of safe, or a repair that is not a safe config at all.
     headline = "repair_not_safe" if run.task == "repair" else "missed_unsafe"
+    suites = run.suites
     report = {
-        "run": str(run_dir),
-        "suite": str(run.suite_dir),
+        "run": run.label,
+        "suite": str(suites[0][0]) if len(suites) == 1 else _suites_said(suites),
         "suite_sha256": run.meta["suite_sha256"],
         "model": run.model,
         "task": run.task,
         "template": run.template,
         # Per domain, as run.json has it (None for runs that record one).
         "templates": run.meta.get("templates"),
-        # "running" when the run was stopped before it finished: its rates
-        # cover only the cases answered so far.
+        # "running" when the run was stopped before it finished, or
+        # "incomplete" when shards are missing: its rates cover only the
+        # cases answered so far.
         "status": run.meta.get("status", "finished"),
+        "parts": [str(part.run_dir) for part in run.members],
+        "shards": run.meta.get("shards"),
+        "suites": [{"suite": str(s), "suite_sha256": d} for s, d in suites],
         "cases": total,
         "truth": {"unsafe": unsafe, "safe": safe},
         "headline": {"metric": headline, **rates[headline]},
@@ -279,7 +325,11 @@ def _run_report(
         "clusters": [_with_example(run, c.to_dict()) for c in clusters],
         "leads": [_with_example(run, c.to_dict()) for c in leads],
     }
-    return run, report, rows if keep_rows and with_clusters else None
+    return report, rows if keep_rows and with_clusters else None
+
+
+def _suites_said(suites: list[tuple[Path, str]]) -> str:
+    return f"{suites[0][0]} … {suites[-1][0]} ({len(suites)} suites)"
 
 
 # How a repair's outcome reads as an output the guard saw: a repair the
@@ -676,8 +726,9 @@ def _format_run(run: dict[str, Any]) -> str:
         f"({run['truth']['unsafe']} unsafe, {run['truth']['safe']} safe) · suite "
         f"{run['suite']} (sha256 {run['suite_sha256'][:12]})",
         "",
+        *([_parts_said(run), ""] if len(run.get("parts") or ()) > 1 else []),
         *(
-            [f"**Unfinished run**: {run['cases']} cases answered so far.", ""]
+            [f"**Unfinished run**: {unfinished_note(run)}.", ""]
             if run["status"] != "finished"
             else []
         ),
@@ -738,6 +789,32 @@ def _format_run(run: dict[str, Any]) -> str:
         out += _slice_table(run["leads"], with_q=True)
     out += _format_minimal(run)
     return "\n".join(out)
+
+
+def unfinished_note(run: dict[str, Any]) -> str:
+    """What a run's report covers while it is not finished: the cases so far,
+    and for a sharded run the shards missing or still running."""
+    note = f"{run['cases']} cases answered so far"
+    shards = run.get("shards")
+    if shards:
+        count = shards["of"]
+        for key, said in (("missing", "missing"), ("unfinished", "still running")):
+            if shards[key]:
+                listed = ", ".join(f"{i}/{count}" for i in shards[key])
+                note += f"; shard{'s' * (len(shards[key]) > 1)} {listed} {said}"
+    return note
+
+
+def _parts_said(run: dict[str, Any]) -> str:
+    """Which directories a run of several was read from."""
+    parts = run["parts"]
+    shards = run.get("shards")
+    if shards:
+        return (
+            f"Sharded run: shards {', '.join(map(str, shards['present']))} of "
+            f"{shards['of']} ({', '.join(parts)})."
+        )
+    return f"{len(parts)} runs read as one ({parts[0]} … {parts[-1]})."
 
 
 _GUARD_ROWS = {

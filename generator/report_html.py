@@ -14,6 +14,7 @@ import difflib
 from html import escape
 from typing import Any
 
+from generator.report import unfinished_note
 from generator.stats import wilson_interval
 
 __all__ = ["render_html"]
@@ -87,7 +88,8 @@ def _run(run: dict[str, Any]) -> str:
         f"{run['truth']['safe']} safe) · suite {escape(run['suite'])}</p>",
     ]
     if run.get("status", "finished") != "finished":
-        parts.append(f"<p><b>Unfinished run</b>: {run['cases']} cases so far.</p>")
+        note = escape(unfinished_note(run))
+        parts.append(f"<p><b>Unfinished run</b>: {note}.</p>")
     label = _HEADLINE.get(head["metric"], head["metric"])
     parts.append(
         f"<p class=headline>{escape(label)}: <b>{_pct(head['value'])}</b> "

@@ -14,8 +14,22 @@ that ``run.json`` names. Two rules shape this module:
 
 A million-case suite is about 3 GB, so the hash runs in a thread beside the
 pass that finds each line's id (without parsing the line when it has the
-compact form ``dumps_line`` writes), and ``scan_pairs`` reads stretches of
+compact form ``dumps_line`` writes), and ``scan_records`` reads stretches of
 ``results.jsonl`` in parallel worker processes.
+
+One run can span several directories, read as one ``Run`` by ``load_runs``:
+
+* the shards of a sharded run (``spotcheck run --shard I/N``; run.json
+  records ``"shard": [I, N]``), which must agree on N, the suite, task,
+  model, template, limit and scoring rule; the run is finished once all N
+  shards are there and finished;
+* the rounds of a fuzz directory (one with ``fuzz.json``; its runs are
+  ``rounds/*/run``, see ``run_dirs_of``), each on its own suite, which must
+  agree on task, model, template and scoring rule.
+
+Their suites are hashed and indexed once each, however many directories
+ran on them. A case answered in two of the directories counts once, in the
+first (shard or round order), as a case answered twice in one does.
 """
 
 from __future__ import annotations
@@ -26,35 +40,85 @@ import logging
 import multiprocessing
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from generator.errors import SuiteError
+from generator.errors import InvalidArgument, SuiteError
 from generator.records import Case, Result
 
-__all__ = ["Run", "iter_cases", "load_run", "scan_records"]
+__all__ = [
+    "Run",
+    "iter_cases",
+    "load_run",
+    "load_runs",
+    "run_dirs_of",
+    "scan_records",
+]
 
 logger = logging.getLogger(__name__)
+
+try:  # A report reads a million case lines; orjson parses them ~3.5x faster.
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - orjson is a dependency
+    _fast_loads = json.loads
+
+
+def _loads(line: bytes) -> Any:
+    """``json.loads``, fast: what orjson refuses (NaN, huge integers, lone
+    surrogates, all of which Python's json reads) goes to json instead."""
+    try:
+        return _fast_loads(line)
+    except ValueError:
+        return json.loads(line)
+
 
 # The keys downstream stages rely on; anything else in run.json is kept as is.
 REQUIRED_RUN_KEYS = ("suite", "suite_sha256", "model", "task")
 
+# (first byte, end byte or None, first line number) of a results.jsonl.
+_WHOLE: tuple[int, int | None, int] = (0, None, 1)
+
 
 @dataclass
 class Run:
-    """One run directory, checked against its suite and ready to stream.
+    """A run ready to stream: one run directory checked against its suite, or
+    several read as one (a sharded run's shards, a fuzz directory's rounds).
 
     ``offsets`` maps a case id to the byte offset of its line in the suite's
-    ``cases.jsonl``; ``meta`` is run.json as read.
+    ``cases.jsonl``; ``meta`` is run.json as read. A run of several
+    directories holds them in ``parts`` (shard or round order); its
+    ``run_dir``, ``suite_dir`` and ``offsets`` are its first part's, its
+    ``meta`` is run.json of the whole (see ``load_runs``), and ``name`` is
+    what it was named by (the fuzz directory, or the shard directories).
     """
 
     run_dir: Path
     suite_dir: Path
     meta: dict[str, Any]
     offsets: dict[str, int] = field(repr=False)
+    parts: tuple[Run, ...] = field(default=(), repr=False)
+    name: str = ""
+
+    @property
+    def members(self) -> tuple[Run, ...]:
+        """The run directories read, each as a Run: the parts, or this run."""
+        return self.parts or (self,)
+
+    @property
+    def label(self) -> str:
+        """The run as a reader should know it: its directory, or ``name``."""
+        return self.name or str(self.run_dir)
+
+    @property
+    def suites(self) -> list[tuple[Path, str]]:
+        """Each suite the run saw, with its sha256, once, in part order."""
+        seen: dict[str, Path] = {}
+        for part in self.members:
+            seen.setdefault(str(part.meta["suite_sha256"]), part.suite_dir)
+        return [(suite, digest) for digest, suite in seen.items()]
 
     @property
     def model(self) -> str:
@@ -79,30 +143,45 @@ class Run:
         return None
 
     def pairs(self) -> Iterator[tuple[Case, Result]]:
-        """Each result of the run with its case, in results.jsonl order.
+        """Each result of the run with its case, in results.jsonl order
+        (part after part).
 
         A case answered twice (a resumed run that repeated a line) counts
         once: the first answer stands, as the runner wrote it first.
         """
-        path = self.run_dir / "results.jsonl"
-        for number, case, result in self.records():
-            yield (
-                _record(Case.from_dict, case, path, number),
-                _record(Result.from_dict, result, path, number),
-            )
+        seen: set[str] = set()
+        for part in self.members:
+            path = part.run_dir / "results.jsonl"
+            for number, case, result in part._read(_WHOLE, None, seen):
+                yield (
+                    _record(Case.from_dict, case, path, number),
+                    _record(Result.from_dict, result, path, number),
+                )
 
-    def records(
-        self, stretch: tuple[int, int | None, int] = (0, None, 1), firsts=None
-    ) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
+    def records(self) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
         """``pairs`` as the JSON objects read, with the result's line number.
 
         Cheaper than building records, for passes over millions of results;
         a malformed record surfaces as KeyError or TypeError in the caller.
-        ``stretch`` is (first byte, end byte or None, its first line number)
-        of results.jsonl; ``firsts`` the line of each case's first answer,
-        when other stretches are read elsewhere.
         """
         seen: set[str] = set()
+        for part in self.members:
+            yield from part._read(_WHOLE, None, seen)
+
+    def _read(
+        self,
+        stretch: tuple[int, int | None, int],
+        firsts: dict[str, int] | None,
+        seen: set[str],
+    ) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
+        """One directory's stretch of results.jsonl (first byte, end byte or
+        None, its first line number), each result with its case.
+
+        A repeated case is told by ``seen`` (the ids read so far, added to
+        here) or, when other stretches are read elsewhere, by ``firsts``: the
+        line of each case's first answer (0 when it is in an earlier part),
+        and then ``seen`` is left alone.
+        """
         results_path = self.run_dir / "results.jsonl"
         with open(self.suite_dir / "cases.jsonl", "rb") as cases:
             for number, result in _json_lines(results_path, *stretch):
@@ -125,10 +204,11 @@ class Run:
                 yield number, self._case(cases, case_id, number), result
 
     def case(self, case_id: str) -> Case:
-        """One case of the suite, by id."""
-        with open(self.suite_dir / "cases.jsonl", "rb") as cases:
-            path = self.suite_dir / "cases.jsonl"
-            return _record(Case.from_dict, self._case(cases, case_id, 0), path, 0)
+        """One case of the run's suites, by id."""
+        part = next((p for p in self.members if case_id in p.offsets), self)
+        path = part.suite_dir / "cases.jsonl"
+        with open(path, "rb") as cases:
+            return _record(Case.from_dict, part._case(cases, case_id, 0), path, 0)
 
     def _case(self, cases: Any, case_id: str, number: int) -> dict[str, Any]:
         offset = self.offsets.get(case_id)
@@ -138,7 +218,7 @@ class Run:
                 f"not in suite {self.suite_dir}; the run belongs to another suite"
             )
         cases.seek(offset)
-        case = json.loads(cases.readline())
+        case = _loads(cases.readline())
         if not isinstance(case, dict) or case.get("id") != case_id:
             # Only possible if the quick id scan in _hash_and_index misread
             # a hand-written line; never pair an answer with another case.
@@ -157,14 +237,281 @@ def _case_id(result: dict[str, Any]) -> str:
     return case_id
 
 
+def run_dirs_of(path: Path) -> list[Path]:
+    """The run directories under ``path``: ``[path]`` for a run directory; for
+    a fuzz directory (one with ``fuzz.json``) its rounds' runs, sorted, that
+    have a run.json (``DIR/rounds/0001/run``, ...)."""
+    path = Path(path)
+    if not (path / "fuzz.json").is_file():
+        return [path]
+    runs = [
+        run for run in (path / "rounds").glob("*/run") if (run / "run.json").is_file()
+    ]
+    # By round number: past round 9999 the names outgrow their zero padding.
+    return sorted(runs, key=lambda run: (_round_number(run.parent.name), run))
+
+
+def _round_number(name: str) -> int:
+    return int(name) if name.isdigit() else -1
+
+
 def load_run(run_dir: Path) -> Run:
     """Read ``run_dir/run.json`` and check the suite it names is unchanged.
 
-    Raises ``SuiteError`` when a file is missing or unreadable, or when the
-    suite's ``cases.jsonl`` no longer has the sha256 the run recorded.
+    A fuzz directory is read as the one run of its rounds (see
+    ``load_runs``). Raises ``SuiteError`` when a file is missing or
+    unreadable, or when the suite's ``cases.jsonl`` no longer has the sha256
+    the run recorded.
     """
     run_dir = Path(run_dir)
-    meta = _run_meta(run_dir)
+    if (run_dir / "fuzz.json").is_file():
+        (run,) = load_runs([run_dir])
+        return run
+    return _open_run(run_dir, _run_meta(run_dir), _Indexes())
+
+
+def load_runs(paths: Iterable[Path]) -> list[Run]:
+    """The runs ``paths`` name, the directories of one run read as one.
+
+    A run directory is a run of its own, except a shard's: every shard
+    directory among ``paths`` belongs to one sharded run, which takes the
+    place of its first-named shard. A fuzz directory is one run of its
+    rounds. The directories of one run must agree (see the module
+    docstring); ``InvalidArgument`` names two that do not, and what differs.
+    Every run.json is read and checked before any suite is hashed.
+    """
+    # Which directories make which run, from their run.json alone.
+    groups: list[tuple[str, str, list[tuple[Path, dict[str, Any]]]]] = []
+    shards: list[tuple[Path, dict[str, Any]]] = []
+    for path in map(Path, paths):
+        if (path / "fuzz.json").is_file():
+            rounds = [(d, _run_meta(d)) for d in run_dirs_of(path)]
+            if not rounds:
+                raise SuiteError(
+                    f"{path}: fuzz directory without a round yet (no "
+                    "rounds/*/run/run.json); report it after its first round"
+                )
+            groups.append(("fuzz", str(path), rounds))
+            continue
+        meta = _run_meta(path)
+        if _shard_of(path, meta) is None:
+            groups.append(("run", "", [(path, meta)]))
+            continue
+        # The first shard places the sharded run; later ones join it.
+        if not shards:
+            groups.append(("shards", "", shards))
+        shards.append((path, meta))
+    for kind, name, members in groups:
+        if kind != "run":
+            _check_parts(kind, name, members)
+
+    indexes = _Indexes()
+    runs = []
+    for kind, name, members in groups:
+        if kind == "shards":
+            members = sorted(members, key=lambda m: _shard_of(*m) or (0, 0))
+        parts = [_open_run(path, meta, indexes) for path, meta in members]
+        runs.append(parts[0] if kind == "run" else _combined(kind, name, parts))
+    return runs
+
+
+def _shard_of(run_dir: Path, meta: dict[str, Any]) -> tuple[int, int] | None:
+    """``(i, n)`` from run.json's ``"shard": [i, n]``; None for no shard."""
+    shard = meta.get("shard")
+    if shard is None:
+        return None
+    ok = (
+        isinstance(shard, list)
+        and len(shard) == 2
+        and all(isinstance(x, int) and not isinstance(x, bool) for x in shard)
+        and 1 <= shard[0] <= shard[1]
+    )
+    if not ok:
+        raise SuiteError(
+            f"{run_dir / 'run.json'}: shard={shard!r} is not [i, n] with "
+            "1 <= i <= n; rerun the shard with `spotcheck run --shard I/N`"
+        )
+    return shard[0], shard[1]
+
+
+def _check_parts(
+    kind: str, name: str, members: list[tuple[Path, dict[str, Any]]]
+) -> None:
+    """Refuse directories that cannot be one run: a repeated shard, or a
+    difference in what the answers depend on."""
+    # Each value is checked against the first part that records it.
+    known: dict[str, tuple[Any, Path]] = {}
+    for path, meta in members:
+        for what, value in _identity(kind, meta):
+            if value is _UNKNOWN:
+                continue
+            first, where = known.setdefault(what, (value, path))
+            if value != first:
+                raise InvalidArgument(
+                    f"{_parts_said(kind, name)}{where} and {path} are not one "
+                    f"run: {what} differs ({first!r} vs {value!r}); " + _PARTS_FIX[kind]
+                )
+    if kind == "shards":
+        owner: dict[int, Path] = {}
+        for path, meta in members:
+            index, count = _shard_of(path, meta) or (0, 0)
+            if index in owner and owner[index].resolve() == path.resolve():
+                raise InvalidArgument(f"{path} is named twice; name each shard once")
+            if index in owner:
+                raise InvalidArgument(
+                    f"{owner[index]} and {path} are both shard {index}/{count} "
+                    "of one run; give each shard once"
+                )
+            owner[index] = path
+
+
+_PARTS_FIX = {
+    "shards": "give the shards of one run only",
+    "fuzz": "the rounds of one fuzz directory must share model, task and template",
+}
+
+
+def _parts_said(kind: str, name: str) -> str:
+    return f"{name}: rounds " if kind == "fuzz" else "shards "
+
+
+# A value a part does not record yet, so not compared (unlike None, which
+# run.json uses for "no limit").
+_UNKNOWN = object()
+
+
+def _identity(kind: str, meta: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(what, value) for each thing the parts of one run share."""
+    if kind == "shards":
+        yield "shard count", meta["shard"][1]
+        yield "suite sha256", meta["suite_sha256"]
+        yield "limit", meta.get("limit")
+    yield "task", meta["task"]
+    yield "model", _answered_model(meta)
+    yield "scoring rule", _rule(meta)
+    # A template per domain: rounds on different suites may meet different
+    # domains, but never two templates for one.
+    for domain, template in _templates(meta).items():
+        yield f"{domain} template".lstrip(), template
+
+
+def _answered_model(meta: dict[str, Any]) -> Any:
+    # Until its first answer, a run's run.json names the model as given on
+    # the command line, not the model id it loaded: not comparable yet.
+    counts = meta.get("counts")
+    if meta.get("status") == "running" and isinstance(counts, dict):
+        if not counts.get("total"):
+            return _UNKNOWN
+    return meta["model"]
+
+
+def _rule(meta: dict[str, Any]) -> Any:
+    settings = meta.get("settings")
+    return settings.get("rule", _UNKNOWN) if isinstance(settings, dict) else _UNKNOWN
+
+
+def _templates(meta: dict[str, Any]) -> dict[str, str]:
+    """``id@version`` per domain (key ``""`` for a run that records one)."""
+    spell = "{0[id]}@{0[version]}".format
+    templates = meta.get("templates")
+    if isinstance(templates, dict) and templates:
+        return {
+            str(domain): spell(t)
+            for domain, t in templates.items()
+            if isinstance(t, dict) and "id" in t and "version" in t
+        }
+    template = meta.get("template")
+    if isinstance(template, dict) and "id" in template and "version" in template:
+        return {"": spell(template)}
+    return {}
+
+
+# run.json keys that describe one directory's share, not the whole run.
+_PART_KEYS = ("shard", "counts", "accuracy", "seconds", "seconds_total")
+
+
+def _combined(kind: str, name: str, parts: list[Run]) -> Run:
+    """The parts of a sharded run (in shard order) or of a fuzz directory (in
+    round order) as one Run; its run.json is the first part's without the
+    per-part keys, with the status of the whole, and:
+
+    * ``parts``: the directories read;
+    * shards: ``shards`` ``{"of": N, "present", "missing", "unfinished"}``
+      (shard numbers), status ``finished`` only when all N shards are there
+      and finished, else ``running`` (a shard is still running) or
+      ``incomplete`` (shards are missing);
+    * fuzz rounds: ``rounds``, the number of rounds; ``suite_sha256``, the
+      sha256 of the rounds' distinct suite hashes, one a line in round order
+      (the combined suite's identity; the suites themselves are in
+      ``Run.suites``); status ``finished`` when every round is.
+    """
+    first = parts[0]
+    meta = {k: v for k, v in first.meta.items() if k not in _PART_KEYS}
+    # A part that has answered nothing yet records neither model id nor
+    # settings: take them from one that has.
+    answered = next(
+        (p for p in parts if _answered_model(p.meta) is not _UNKNOWN), first
+    )
+    for key in ("model", "settings", "backend", "device", "dtype"):
+        if key in answered.meta:
+            meta[key] = answered.meta[key]
+    templates: dict[str, Any] = {}
+    for part in parts:
+        recorded = part.meta.get("templates")
+        templates.update(recorded if isinstance(recorded, dict) else {})
+    meta["templates"] = dict(sorted(templates.items())) or first.meta.get("templates")
+    meta["parts"] = [str(p.run_dir) for p in parts]
+    unfinished = [p for p in parts if p.meta.get("status", "finished") != "finished"]
+
+    if kind == "shards":
+        present = [s[0] for p in parts if (s := _shard_of(p.run_dir, p.meta))]
+        count = first.meta["shard"][1]
+        missing = [i for i in range(1, count + 1) if i not in present]
+        meta["shards"] = {
+            "of": count,
+            "present": present,
+            "missing": missing,
+            "unfinished": [p.meta["shard"][0] for p in unfinished],
+        }
+        status = "running" if unfinished else "incomplete" if missing else "finished"
+        name = ", ".join(str(p.run_dir) for p in parts)
+    else:
+        digests = list(dict.fromkeys(str(p.meta["suite_sha256"]) for p in parts))
+        if len(digests) > 1:
+            joined = "".join(d + "\n" for d in digests).encode()
+            meta["suite_sha256"] = hashlib.sha256(joined).hexdigest()
+        meta["rounds"] = len(parts)
+        status = "running" if unfinished else "finished"
+    meta["status"] = status
+    return Run(
+        first.run_dir,
+        first.suite_dir,
+        meta,
+        first.offsets,
+        parts=tuple(parts),
+        name=name,
+    )
+
+
+class _Indexes:
+    """Each suite's sha256 and case offsets, worked out once per file and
+    shared by suites with equal contents (shards copied to several places)."""
+
+    def __init__(self) -> None:
+        self.by_path: dict[Path, tuple[str, dict[str, int]]] = {}
+        self.by_digest: dict[str, dict[str, int]] = {}
+
+    def of(self, cases_path: Path) -> tuple[str, dict[str, int]]:
+        key = cases_path.resolve()
+        if key not in self.by_path:
+            digest, offsets = _hash_and_index(cases_path)
+            offsets = self.by_digest.setdefault(digest, offsets)
+            self.by_path[key] = (digest, offsets)
+        return self.by_path[key]
+
+
+def _open_run(run_dir: Path, meta: dict[str, Any], indexes: _Indexes) -> Run:
+    """One run directory, its suite checked to be the one it ran on."""
     if not (run_dir / "results.jsonl").is_file():
         raise SuiteError(f"{run_dir}: no results.jsonl; is this a run directory?")
 
@@ -180,7 +527,7 @@ def load_run(run_dir: Path) -> Run:
             "restore the suite the run was made from"
         )
 
-    digest, offsets = _hash_and_index(cases_path)
+    digest, offsets = indexes.of(cases_path)
     if digest != meta["suite_sha256"]:
         raise SuiteError(
             f"{run_dir}: suite {suite_dir} changed since the run: cases.jsonl "
@@ -293,7 +640,7 @@ def _json_lines(
             if not line.strip():
                 continue
             try:
-                yield number, json.loads(line)
+                yield number, _loads(line)
             except ValueError as exc:
                 # A run killed mid-write leaves a last line with no newline;
                 # the runner redoes that case on resume, the report skips it.
@@ -312,9 +659,13 @@ class Accumulator(Protocol):
 
 A = TypeVar("A", bound=Accumulator)
 
-# What forked workers inherit: the run, the accumulator factory, the line
-# of each case's first answer. Set only while a scan runs.
-_SHARED: tuple[Run, Callable[[], Any], dict[str, int]] | None = None
+# A stretch read by one process: (part, first byte, end byte or None, first
+# line number), the part being the index of a directory in ``Run.members``.
+Stretch = tuple[int, int, int | None, int]
+
+# What forked workers inherit: the run, the accumulator factory, and per
+# part the line of each case's first answer. Set only while a scan runs.
+_SHARED: tuple[Run, Callable[[], Any], list[dict[str, int]]] | None = None
 
 
 def scan_records(
@@ -323,20 +674,23 @@ def scan_records(
     """Every (case, result) of the run, as read (``Run.records``), added to
     accumulators from ``make``.
 
-    Returns one accumulator per stretch of results.jsonl, in file order; the
-    caller merges them. With ``jobs`` > 1 and a results file of at least
-    ``min_bytes``, stretches are read by that many forked processes (where
-    the platform can fork); otherwise by this one, as ``Run.pairs``.
+    Returns one accumulator per stretch of the results, in file order (part
+    after part); the caller merges them. With ``jobs`` > 1 and results of at
+    least ``min_bytes`` in all, stretches are read by that many forked
+    processes (where the platform can fork); otherwise by this one, as
+    ``Run.pairs``.
     """
     global _SHARED
-    path = run.run_dir / "results.jsonl"
-    size = path.stat().st_size
+    paths = [part.run_dir / "results.jsonl" for part in run.members]
+    size = sum(path.stat().st_size for path in paths)
     can_fork = "fork" in multiprocessing.get_all_start_methods()
     if jobs <= 1 or size < min_bytes or not can_fork:
-        return [_scan_stretch((0, None, 1), run, make, None)]
+        return [_scan_stretch(None, run, make, [])]
 
-    stretches, firsts = _stretches(path, jobs)
-    logger.info("scan %s: %d stretches in %d processes", path, len(stretches), jobs)
+    stretches, firsts = _stretches(paths, jobs)
+    logger.info(
+        "scan %s: %d stretches in %d processes", run.label, len(stretches), jobs
+    )
     _SHARED = (run, make, firsts)
     try:
         context = multiprocessing.get_context("fork")
@@ -346,51 +700,77 @@ def scan_records(
         _SHARED = None
 
 
-def _scan_forked(stretch: tuple[int, int | None, int]) -> Any:
+def _scan_forked(stretch: Stretch) -> Any:
     assert _SHARED is not None
     return _scan_stretch(stretch, *_SHARED)
 
 
-def _scan_stretch(stretch, run: Run, make: Callable[[], A], firsts) -> A:
+def _scan_stretch(
+    stretch: Stretch | None,
+    run: Run,
+    make: Callable[[], A],
+    firsts: list[dict[str, int]],
+) -> A:
+    """One stretch into a new accumulator; ``None``: the whole run."""
     accumulator = make()
-    path = run.run_dir / "results.jsonl"
-    for number, case, result in run.records(stretch, firsts):
-        try:
-            accumulator.add(case, result)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise SuiteError(
-                f"{path}:{number}: malformed record (or its case): {exc!r}"
-            ) from None
+    if stretch is None:
+        seen: set[str] = set()
+        reads = [(part, _WHOLE, None, seen) for part in run.members]
+    else:
+        index, *span = stretch
+        reads = [(run.members[index], tuple(span), firsts[index], set())]
+    for part, span, first_lines, repeated in reads:
+        path = part.run_dir / "results.jsonl"
+        for number, case, result in part._read(span, first_lines, repeated):
+            try:
+                accumulator.add(case, result)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise SuiteError(
+                    f"{path}:{number}: malformed record (or its case): {exc!r}"
+                ) from None
     return accumulator
 
 
 def _stretches(
-    path: Path, jobs: int
-) -> tuple[list[tuple[int, int | None, int]], dict[str, int]]:
-    """``jobs`` stretches of whole lines, and the line of each case's first
-    answer (so a repeated answer is dropped whichever stretch holds it)."""
-    size = path.stat().st_size
-    cuts = [size * k // jobs for k in range(1, jobs)]
-    stretches: list[tuple[int, int | None, int]] = []
-    firsts: dict[str, int] = {}
-    start, first, offset, number = 0, 1, 0, 0
-    with open(path, "rb") as handle:
-        for line in handle:
-            number += 1
-            if cuts and offset >= cuts[0]:
-                stretches.append((start, offset, first))
-                start, first = offset, number
-                while cuts and offset >= cuts[0]:
-                    cuts.pop(0)
-            offset += len(line)
-            case_id = _quick_id(line, b'"case_id":"')
-            if case_id is None:
-                try:
-                    case_id = json.loads(line)["case_id"]
-                except (ValueError, KeyError, TypeError):
-                    continue  # the stretch's reader reports it, with its line
-            firsts.setdefault(case_id, number)
-    stretches.append((start, None, first))
+    paths: list[Path], jobs: int
+) -> tuple[list[Stretch], list[dict[str, int]]]:
+    """About ``jobs`` stretches of whole lines (one file's each) and, per
+    file, the line of each case's first answer: 0 when an earlier file has
+    it (so a repeated answer is dropped whichever stretch holds it)."""
+    sizes = [path.stat().st_size for path in paths]
+    total = sum(sizes)
+    cuts = [total * k // jobs for k in range(1, jobs)]
+    stretches: list[Stretch] = []
+    firsts: list[dict[str, int]] = []
+    owners: dict[str, int] = {}
+    for index, (path, size) in enumerate(zip(paths, sizes, strict=True)):
+        start, first, offset, number = 0, 1, 0, 0
+        mine: dict[str, int] = {}
+        with open(path, "rb") as handle:
+            for line in handle:
+                number += 1
+                if cuts and offset >= cuts[0]:
+                    if offset > start:
+                        stretches.append((index, start, offset, first))
+                        start, first = offset, number
+                    while cuts and offset >= cuts[0]:
+                        cuts.pop(0)
+                offset += len(line)
+                case_id = _quick_id(line, b'"case_id":"')
+                if case_id is None:
+                    try:
+                        case_id = json.loads(line)["case_id"]
+                    except (ValueError, KeyError, TypeError):
+                        continue  # the stretch's reader reports it, with its line
+                mine.setdefault(case_id, number)
+        stretches.append((index, start, None, first))
+        # Cuts are offsets into this file: shift the rest to the next one.
+        cuts = [cut - size for cut in cuts if cut > size]
+        if len(paths) > 1:
+            for case_id in mine:
+                if owners.setdefault(case_id, index) != index:
+                    mine[case_id] = 0
+        firsts.append(mine)
     return stretches, firsts
 
 

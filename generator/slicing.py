@@ -451,7 +451,9 @@ def _np_bytes(flags: bytes | bytearray):
     return np.frombuffer(flags, dtype=np.uint8)
 
 
-def _np_rows(rows: array):
+def _np_rows(rows):
+    if isinstance(rows, np.ndarray):
+        return rows
     return np.frombuffer(rows, dtype=np.int32) if len(rows) else np.zeros(0, np.int32)
 
 

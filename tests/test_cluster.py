@@ -8,7 +8,13 @@ from dataclasses import replace
 import pytest
 from fakeruns import answer, make_case
 
-from generator.cluster import Cluster, effect_order, find_clusters, find_slices
+from generator.cluster import (
+    CaseRows,
+    Cluster,
+    effect_order,
+    find_clusters,
+    find_slices,
+)
 from generator.errors import InvalidArgument
 from generator.records import Case, Origin, Result
 
@@ -328,3 +334,58 @@ def test_within_a_kind_the_larger_effect_ranks_first_not_the_smaller_p() -> None
     assert names[:2] == ["sharp=true", "broad=true"]
     assert clusters[0].p_value > clusters[1].p_value
     assert clusters[0].lift > clusters[1].lift
+
+
+def _naive_postings(rows: list[dict]) -> dict[tuple, list[int]]:
+    """Each feature's rows, spelled the way CaseRows names features."""
+    found: dict[tuple, list[int]] = {}
+    for number, case in enumerate(rows):
+        names = [
+            (k, v) if isinstance(v, str) else (k, type(v), v)
+            for k, v in case["tags"].items()
+            if isinstance(v, str | bool | int | float)
+        ]
+        names += [("", "family", case["family"]), ("", "truth", "unsafe")]
+        names += [("", "rule", r) for r in dict.fromkeys(
+            v["rule"] for v in case["truth"]["violations"])]  # fmt: skip
+        names += [("", "operator", op) for op in dict.fromkeys(
+            case["origin"]["operators"])]  # fmt: skip
+        for name in names:
+            found.setdefault(name, []).append(number)
+    return found
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_case_rows_index_every_feature_exactly(seed: int) -> None:
+    # A key keeps one numeric type for a while, then shows another (1, then
+    # true, then 1.0): the fast path must never file true under 1.
+    rng = random.Random(seed)
+    switch = rng.randint(0, 60)
+    rows = []
+    for i in range(120):
+        kinds = [1, 0] if i < switch else [True, 1, 1.0, False, 0]
+        tags = {"b": rng.choice(kinds), "s": rng.choice("xy"), "n": rng.randint(1, 3)}
+        if rng.random() < 0.2:
+            tags["list"] = [1, 2]
+        if rng.random() < 0.3:
+            tags = dict(reversed(list(tags.items())))
+        rules = rng.sample(["r1", "r2"], rng.randint(0, 2))
+        rows.append({
+            "id": f"k8s-{i}", "config": "x", "family": rng.choice("fg"), "tags": tags,
+            "truth": {"verdict": "unsafe",
+                      "violations": [{"rule": r} for r in rules + rules[:1]]},
+            "origin": {"operators": rng.sample(["o1", "o2", "o1"], 2)},
+        })  # fmt: skip
+    result = {"correct": True}
+    whole, first, second = CaseRows(), CaseRows(), CaseRows()
+    for i, case in enumerate(rows):
+        whole.add(case, result)
+        (first if i < 50 else second).add(case, result)
+    first.merge(second)
+
+    expected = _naive_postings(rows)
+    for built in (whole, first):
+        got = {
+            name: list(map(int, built.postings[n])) for name, n in built.index.items()
+        }
+        assert got == expected

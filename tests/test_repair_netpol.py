@@ -77,3 +77,26 @@ def test_an_invalid_policy_or_no_yaml_is_unparseable():
 def test_yaml_is_found_in_a_fence_or_from_its_first_key():
     assert extract_yaml("fix:\n```yaml\nkind: Pod\n```\n") == "kind: Pod\n"
     assert extract_yaml("Here:\nkind: Pod\n") == "kind: Pod\n"
+
+
+def test_pods_with_several_ports_are_judged():
+    # The pod model is compared sorted; two ports on one pod once raised
+    # TypeError here (ports were not orderable). The repair must now keep
+    # x/a -> y/b on the second port: only port 80 was asked about.
+    two = [{"name": "http", "containerPort": 80}, {"name": "m", "containerPort": 9}]
+    pods = json.loads(json.dumps(PODS))
+    pods[2]["spec"]["containers"][0]["ports"] = two
+    original = _text(_policy([{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "x"}}}]), pods=pods)  # fmt: skip
+    case = Case(case_id("netpol", QUESTION, original), "netpol", "peer-and-or",
+                Origin("grammar"), "yaml", original, QUESTION, Truth("unsafe"))  # fmt: skip
+    any_ns = {"namespaceSelector": {}}
+    only_c = _policy([{**any_ns, "podSelector": {"matchLabels": {"app": "c"}}}])
+    failure, detail = judge(case, _text(only_c, pods=pods))
+    assert failure == "repair_broke_intent" and "x/a -> y/b 9/TCP" in detail
+    kept = json.loads(json.dumps(only_c))
+    kept["spec"]["ingress"].append({
+        "from": [{**any_ns, "podSelector": {"matchLabels": {"app": "a"}}}],
+        "ports": [{"port": 9}],
+    })  # fmt: skip
+    assert judge(case, _text(kept, pods=pods)) == (None, "")

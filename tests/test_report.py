@@ -375,3 +375,51 @@ def test_report_read_by_several_processes_equals_the_serial_one(
 
     assert parallel == serial
     assert serial["runs"][0]["cases"] == 300 and serial["runs"][0]["clusters"]
+
+
+def test_lines_only_pythons_json_reads_are_still_read(tmp_path: Path) -> None:
+    # Scores of -inf (a label the model gives no mass) are written as
+    # -Infinity, and a config may hold a lone surrogate escape; the fast
+    # parser refuses both, and the report must read them all the same.
+    cases = [
+        make_case(i, family="pod", rules=["privileged"], verdict="safe")
+        for i in range(3)
+    ]
+    cases[1] = replace(cases[1], config="name: \ud800")
+    suite = write_suite(tmp_path / "suite", cases)
+    results = [answer(c, "safe") for c in cases]
+    results[0] = replace(results[0], scores={"logp_unsafe": float("-inf")})
+    run = build_report([write_run(tmp_path / "run", suite, results)])["runs"][0]
+    assert run["cases"] == 3
+    assert run["failures"] == {"missed_unsafe": 3}
+
+
+def test_report_command_searches_triples_when_asked(tmp_path: Path, capsys) -> None:
+    # Misses only where three tags meet: no pair explains it alone.
+    from generator.cli import main
+
+    rng = random.Random(3)
+    cases, results = [], []
+    for i in range(600):
+        tags = {k: rng.choice([True, False]) for k in ("a", "b", "c", "d")}
+        case = make_case(i, tags=tags, rules=["privileged"], verdict="safe")
+        bad = tags["a"] and tags["b"] and tags["c"]
+        miss = rng.random() < (0.9 if bad else 0.05)
+        cases.append(case)
+        results.append(answer(case, "safe" if miss else "unsafe"))
+    run = write_run(tmp_path / "run", write_suite(tmp_path / "suite", cases), results)
+
+    names = {}
+    for conditions in (2, 3):
+        assert (
+            main(["report", str(run), "--json", "--max-conditions", str(conditions)])
+            == 0
+        )
+        report = json.loads(capsys.readouterr().out)["runs"][0]
+        assert report["cluster_settings"]["max_conditions"] == conditions
+        names[conditions] = [c["slice"] for c in report["clusters"]]
+    assert names[3][0] == "a=true & b=true & c=true"
+    assert not any(name.count("&") == 2 for name in names[2])
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", str(run), "--max-conditions", "4"])
+    assert exit_.value.code == 2

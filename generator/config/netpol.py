@@ -188,7 +188,7 @@ class NetworkPolicy:
 # The cluster ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class ContainerPort:
     name: str
     number: int

@@ -83,6 +83,7 @@ def run_suite(
     backend: str = "transformers",
     max_batch_tokens: int | None = None,
     backend_options: dict[str, Any] | None = None,
+    opened: Any = None,
 ) -> dict[str, Any]:
     """Run ``model`` on a suite; write results.jsonl and run.json; return run.json.
 
@@ -93,7 +94,9 @@ def run_suite(
     of ``generator.run.backends.BACKENDS``; ``max_batch_tokens`` caps the
     padded tokens of one forward pass (local backends); ``backend_options``
     are the backend's own (``concurrency``, ``tokenizer``,
-    ``tensor_parallel_size``, ...).
+    ``tensor_parallel_size``, ...). ``opened`` is a backend already open on
+    ``model`` to answer with instead of opening one (``fuzz`` keeps one open
+    for all its rounds).
     """
     _check_arguments(model, task, limit, batch_size, scoring, max_new_tokens)
     _check_shard(shard)
@@ -134,6 +137,7 @@ def run_suite(
                 "max_new_tokens": max_new_tokens,
                 "backend": backend,
                 "backend_options": options,
+                "opened": opened,
             },
         )
 
@@ -444,7 +448,7 @@ class _TaskRunner:
         self.model_spec = model
         self.templates = templates
         self.options = options
-        self.backend: Backend | None = None
+        self.backend: Backend | None = options.get("opened")
         self.workers: dict[str, Any] = {}
 
     def __call__(self, domain: str, cases: list[Case]) -> list[Result]:
