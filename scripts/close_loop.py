@@ -62,7 +62,13 @@ def main() -> int:
     chats = load_chats(_train_file(data))
 
     _step(started, f"4/5 fine-tuning on {len(chats)} examples")
-    settings = TrainSettings(epochs=args.epochs, seed=args.fuzz_seed)
+    settings = TrainSettings(
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        seed=args.fuzz_seed,
+        max_tokens=args.max_tokens,
+        train_layers=args.train_layers or None,
+    )
     tuned = out / "tuned"
     shutil.rmtree(tuned, ignore_errors=True)
     summary = finetune(args.model, chats, tuned, settings, progress=_progress())
@@ -94,9 +100,16 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "close-loop-out")
     parser.add_argument("--model", default="demo")
-    parser.add_argument("--fuzz-cases", type=int, default=400)
-    parser.add_argument("--eval-count", type=int, default=200)
+    # Sized for 2 CPU cores without fast bf16, where the demo model reads
+    # ~250 tokens/s: 32 minutes in all, measured (see the README).
+    parser.add_argument("--fuzz-cases", type=int, default=160)
+    parser.add_argument("--eval-count", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--max-tokens", type=int, default=768,
+                        help="training examples longer than this are left out")  # fmt: skip
+    parser.add_argument("--train-layers", type=int, default=6,
+                        help="train the last N transformer blocks (0: all)")  # fmt: skip
     parser.add_argument("--fuzz-seed", type=int, default=1)
     parser.add_argument("--eval-seed", type=int, default=2)
     return parser.parse_args()

@@ -132,3 +132,34 @@ def test_load_chats_names_the_bad_line(tmp_path, line, message):
     path.write_text(line + "\n")
     with pytest.raises(InvalidArgument, match=message):
         load_chats(path)
+
+
+def test_train_layers_changes_only_the_last_blocks(tiny, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    settings = TrainSettings(epochs=2, learning_rate=3e-3, train_layers=1)
+    summary = finetune(str(tiny), _chats(), tmp_path / "tuned", settings)
+    before = AutoModelForCausalLM.from_pretrained(tiny).state_dict()
+    after = AutoModelForCausalLM.from_pretrained(tmp_path / "tuned").state_dict()
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    assert changed and all(
+        n.startswith(("model.layers.1.", "model.norm")) for n in changed
+    )
+    assert any(n.startswith("model.layers.1.") for n in changed)
+    assert summary["settings"]["bf16"] in (True, False)  # resolved, not left None
+    with pytest.raises(InvalidArgument, match="only 2 blocks"):
+        finetune(str(tiny), _chats(), tmp_path / "x", TrainSettings(train_layers=3))
+
+
+def test_bf16_is_used_only_where_the_hardware_has_it():
+    # On a CPU without AVX-512 BF16 or AMX, torch emulates bf16 and a
+    # training step takes over ten times longer than in fp32.
+    from generator.finetune import fast_bf16
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        pytest.skip("needs /proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split())
+    if not flags & {"avx512_bf16", "amx_bf16"}:
+        assert fast_bf16("cpu") is False
