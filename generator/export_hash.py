@@ -15,8 +15,8 @@ config. Two hashes, both over a canonical JSON form:
     names, namespaces, labels and annotations go, except the seccomp and
     AppArmor annotations the checks read; container names become
     positions (rewritten where they are named: per-container annotation
-    keys, ``targetContainerName``); image tags and digests go; every list is sorted, since
-    each check reads a list as a set ("any container ...").
+    keys, ``targetContainerName``); image tags and digests go; every list
+    is sorted, since each check reads a list as a set ("any container ...").
   - **iam**: ``Sid`` and ``Id`` go; a single statement or value becomes a
     one-item list; statements, actions, resources, principals and
     condition values are sorted sets; action names and condition keys are

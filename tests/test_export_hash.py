@@ -230,7 +230,7 @@ def test_respelled_seeds_keep_fingerprint_and_verdict(
     assert oracle(domain, other, question) == oracle(domain, config, question)
 
 
-# --- what must stay apart --------------------------------------------------------------
+# --- what must stay apart ---------------------------------------------------
 
 
 POD = (SEEDS / "k8s" / "restricted-pod-SAFE.yaml").read_text()
