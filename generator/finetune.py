@@ -316,11 +316,9 @@ def _rate(step: int, warmup: int, steps: int) -> float:
     return max(0.0, (steps - step) / max(1, steps - warmup))
 
 
-def _autocast(torch, device: str, bf16: bool | None):
+def _autocast(torch, device: str, bf16: bool):
     import contextlib
 
-    if bf16 is None:
-        bf16 = fast_bf16(device)
     if not bf16:
         return contextlib.nullcontext()
     kind = "cuda" if device.startswith("cuda") else "cpu"

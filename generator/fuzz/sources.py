@@ -99,10 +99,24 @@ def _apply(mutator: Any, model: Any, seed: int, log: OperatorLog) -> Any | None:
     return result
 
 
+class _Catalogue:
+    """A domain's families and mutators, by name (what the bandit's arms are)."""
+
+    def __init__(self, families: Iterable[Any], mutators: Iterable[Any]) -> None:
+        self._families = {family.name: family for family in families}
+        self._mutators = {mutator.name: mutator for mutator in mutators}
+
+    def families(self) -> tuple[str, ...]:
+        return tuple(self._families)
+
+    def mutators(self) -> tuple[str, ...]:
+        return tuple(self._mutators)
+
+
 # --- Kubernetes -----------------------------------------------------------------
 
 
-class _K8s:
+class _K8s(_Catalogue):
     domain = "k8s"
 
     def __init__(self, question: str):
@@ -112,14 +126,7 @@ class _K8s:
 
         self.question = question
         self.level, self.version = parse_question(question)
-        self._families = {family.name: family for family in FAMILIES}
-        self._mutators = {mutator.name: mutator for mutator in MUTATORS}
-
-    def families(self) -> tuple[str, ...]:
-        return tuple(self._families)
-
-    def mutators(self) -> tuple[str, ...]:
-        return tuple(self._mutators)
+        super().__init__(FAMILIES, MUTATORS)
 
     def draw(self, family: str, count: int, seed: int, log: OperatorLog) -> list[Case]:
         from generator.families.k8s import Draft
@@ -176,21 +183,14 @@ class _K8s:
 # --- IAM ------------------------------------------------------------------------
 
 
-class _Iam:
+class _Iam(_Catalogue):
     domain = "iam"
 
     def __init__(self) -> None:
         from generator.families.iam import FAMILIES
         from generator.mutate.iam import MUTATORS
 
-        self._families = {family.name: family for family in FAMILIES}
-        self._mutators = {mutator.name: mutator for mutator in MUTATORS}
-
-    def families(self) -> tuple[str, ...]:
-        return tuple(self._families)
-
-    def mutators(self) -> tuple[str, ...]:
-        return tuple(self._mutators)
+        super().__init__(FAMILIES, MUTATORS)
 
     def draw(self, family: str, count: int, seed: int, log: OperatorLog) -> list[Case]:
         from generator.families.iam import IamDraft
@@ -269,7 +269,7 @@ _NETPOL_QUESTION = re.compile(r"netpol:from=([^,]+),to=([^,]+),port=(\S+)")
 _SG_QUESTION = re.compile(r"(sg:open_ipv[46]):(\d+)/(tcp|udp)")
 
 
-class _Network:
+class _Network(_Catalogue):
     """netpol and sg, both built by ``generator.families.netpol_sg_build``."""
 
     def __init__(self, domain: str):
@@ -279,14 +279,7 @@ class _Network:
             from generator.families.sg_build import SG as spec
         self.domain = domain
         self.spec = spec
-        self._families = {family.name: family for family in spec.families}
-        self._mutators = {mutator.name: mutator for mutator in spec.mutators}
-
-    def families(self) -> tuple[str, ...]:
-        return tuple(self._families)
-
-    def mutators(self) -> tuple[str, ...]:
-        return tuple(self._mutators)
+        super().__init__(spec.families, spec.mutators)
 
     def draw(self, family: str, count: int, seed: int, log: OperatorLog) -> list[Case]:
         from generator.families.netpol_sg_build import Draft
