@@ -104,7 +104,7 @@ def _counts(summary: dict[str, Any]) -> list[str]:
             + ", ".join(f"{kind} {n}" for kind, n in repair.items())
             + " (`refused`: the remediation declined the case; "
             "`failed_recheck`: its fix did not pass the repair judge; `error`: "
-            "the remediation failed, see the log; all skipped)"
+            "the remediation failed, see the log; those three are not exported)"
         )
     out += [
         "",
