@@ -180,11 +180,16 @@ class CaseRows:
         self.features: list[Feature] = []
         self._flat = array("i")
         self._ends = array("q")
+        # Feature numbers of the latest rows, moved into ``_flat`` in bulk
+        # (a list takes them several times faster than an array does).
+        self._fresh: list[int] = []
+        self._count = 0
         self._postings: list[Any] | None = None
         # The per-row fast path (see ``add``): tag items straight to numbers.
         self._items: dict[tuple, int] = {}
         self._numeric: dict[str, type | None] = {}
         self._shapes: dict[tuple, bool] = {}
+        self._last_shape: tuple = ()
         self._derived: dict[tuple, list[int]] = {}
 
     def __len__(self) -> int:
@@ -211,7 +216,8 @@ class CaseRows:
                 numbers = None
         if numbers is None:
             numbers = self._tag_numbers(tags)
-        self._flat.extend(numbers)
+        fresh = self._fresh
+        fresh += numbers
 
         operators = case["origin"].get("operators") or ()
         rules = tuple(dict.fromkeys(v["rule"] for v in truth["violations"]))
@@ -219,15 +225,37 @@ class CaseRows:
         derived = self._derived.get(key)
         if derived is None:
             derived = self._derived[key] = self._derived_numbers(*key)
-        self._flat.extend(derived)
-        self._ends.append(len(self._flat))
+        fresh += derived
+        self._count += len(numbers) + len(derived)
+        self._ends.append(self._count)
+        if len(fresh) >= 1 << 16:
+            self._settle()
         self._postings = None
+
+    def _settle(self) -> None:
+        """Move the latest rows' numbers into ``_flat``."""
+        if self._fresh:
+            if np is not None:
+                self._flat.frombytes(np.array(self._fresh, dtype=np.int32).tobytes())
+            else:  # pragma: no cover - numpy is a dependency
+                self._flat.extend(self._fresh)
+            self._fresh.clear()
+
+    def __getstate__(self) -> dict[str, Any]:
+        self._settle()
+        return self.__dict__
 
     def _safe_shape(self, tags: dict[str, Any]) -> bool:
         shape = (tuple(tags), tuple(map(type, tags.values())))
+        # Rows of one suite mostly share a shape: compare with the last one
+        # before hashing two long tuples.
+        if shape == self._last_shape:
+            return True
         safe = self._shapes.get(shape)
         if safe is None:
             safe = self._shapes[shape] = self._register(tags)
+        if safe:
+            self._last_shape = shape
         return safe
 
     def _register(self, tags: dict[str, Any]) -> bool:
@@ -289,6 +317,7 @@ class CaseRows:
     def postings(self) -> list[Any]:
         """Each feature's rows, ascending (int32 arrays)."""
         if self._postings is None:
+            self._settle()
             self._postings = _postings(self._flat, self._ends, len(self.features))
         return self._postings
 
@@ -304,7 +333,9 @@ class CaseRows:
             if number is None:
                 number = self._new(name, *other.features[theirs])
             renumber.append(number)
-        offset = len(self._flat)
+        self._settle()
+        other._settle()
+        offset = self._count
         if np is not None:
             table = np.frombuffer(renumber, dtype=np.int32)
             flat = table[np.frombuffer(other._flat, dtype=np.int32)]
@@ -314,6 +345,7 @@ class CaseRows:
         else:  # pragma: no cover - numpy is a dependency
             self._flat.extend(renumber[n] for n in other._flat)
             self._ends.extend(end + offset for end in other._ends)
+        self._count += other._count
         self._postings = None
 
 
@@ -327,12 +359,16 @@ def _postings(flat: array, ends: array, count: int) -> list[Any]:
                 postings[number].append(row)
             start = end
         return postings
-    features = np.frombuffer(flat, dtype=np.int32)
+    features = np.frombuffer(flat, dtype=np.int32).astype(np.int64)
     widths = np.diff(np.frombuffer(ends, dtype=np.int64), prepend=0)
-    rows = np.repeat(np.arange(len(ends), dtype=np.int32), widths)
-    # A stable sort keeps each feature's rows in row order.
-    order = np.argsort(features, kind="stable")
-    rows = rows[order]
+    rows = np.repeat(np.arange(len(ends), dtype=np.int64), widths)
+    # One sort of (feature, row) keys puts each feature's rows together, in
+    # row order: a plain sort of integers, three times faster at a million
+    # rows than a stable argsort of the features and a gather.
+    keys = (features << 32) | rows
+    del rows
+    keys.sort()
+    rows = (keys & 0xFFFFFFFF).astype(np.int32)
     bounds = np.concatenate(([0], np.cumsum(np.bincount(features, minlength=count))))
     return [rows[bounds[n] : bounds[n + 1]] for n in range(count)]
 

@@ -75,7 +75,12 @@ def rate(numerator: int, denominator: int) -> dict[str, Any]:
 
 
 class _Tally:
-    """The counts a report needs, filled while the results stream past."""
+    """The counts a report needs, filled while the results stream past.
+
+    Per row only the few values the counts depend on are counted, as one
+    key (a million-case run has a few thousand distinct keys); ``settle``
+    turns them into the counters below once every row is in.
+    """
 
     def __init__(self) -> None:
         self.truth: Counter[str] = Counter()
@@ -88,48 +93,32 @@ class _Tally:
         # and each pair once as (relation, lower id, higher id).
         self.linked: dict[str, tuple[str | None, bool]] = {}
         self.pairs: set[tuple[str, str, str]] = set()
+        self._keys: Counter[tuple] = Counter()
 
     def merge(self, other: _Tally) -> None:
-        """Add the counts of another stretch of the same run."""
-        self.truth += other.truth
-        self.failures += other.failures
-        self.correct += other.correct
-        for truth, answers in other.confusion.items():
-            self.confusion[truth] += answers
-        for mine, theirs in (
-            (self.rules, other.rules),
-            (self.families, other.families),
-        ):
-            for name, counts in theirs.items():
-                mine[name] += counts
+        """Add the rows of another stretch of the same run."""
+        self._keys.update(other._keys)
         self.linked.update(other.linked)
         self.pairs |= other.pairs
 
     def add(self, case: dict[str, Any], result: dict[str, Any]) -> None:
         """One case and its result, as their JSON objects (``to_dict``)."""
-        truth = case["truth"]["verdict"]
-        correct, failure = bool(result["correct"]), result.get("failure")
+        truth = case["truth"]
         task = result["task"]
-        self.truth[truth] += 1
-        self.correct += correct
-        if not correct and failure:
-            self.failures[failure] += 1
         answer = result.get("answer")
         answer = answer if answer in ("safe", "unsafe") else None
-        if task == "verdict":
-            self.confusion[truth][answer or "unparseable"] += 1
-
-        # Per check: a case with several violations counts once for each.
-        outcome = "correct" if correct else "wrong"
-        for rule in dict.fromkeys(v["rule"] for v in case["truth"]["violations"]):
-            self.rules[rule]["cases"] += 1
-            self.rules[rule][outcome] += 1
-        family = self.families[case["family"]]
-        family["cases"] += 1
-        family[outcome] += 1
-        family[truth] += 1
-        if not correct and failure:
-            family[failure] += 1
+        correct = bool(result["correct"])
+        rules = tuple(dict.fromkeys(v["rule"] for v in truth["violations"]))
+        family = case["family"]
+        self._keys[
+            truth["verdict"],
+            correct,
+            result.get("failure"),
+            answer,
+            task,
+            family,
+            rules,
+        ] += 1
 
         # A repair is judged on its own config, so only verdicts are compared.
         siblings = case.get("siblings")
@@ -140,6 +129,30 @@ class _Tally:
                     continue  # a case is no sibling of its own
                 low, high = sorted((case["id"], str(other)))
                 self.pairs.add((relation, low, high))
+
+    def settle(self) -> None:
+        """The counters from the rows counted so far (once, after merging)."""
+        for key, count in self._keys.items():
+            truth, correct, failure, answer, task, family, rules = key
+            self.truth[truth] += count
+            self.correct += correct * count
+            if not correct and failure:
+                self.failures[failure] += count
+            if task == "verdict":
+                self.confusion[truth][answer or "unparseable"] += count
+
+            # Per check: a case with several violations counts once for each.
+            outcome = "correct" if correct else "wrong"
+            for rule in rules:
+                self.rules[rule]["cases"] += count
+                self.rules[rule][outcome] += count
+            counts = self.families[family]
+            counts["cases"] += count
+            counts[outcome] += count
+            counts[truth] += count
+            if not correct and failure:
+                counts[failure] += count
+        self._keys.clear()
 
 
 class _Part:
@@ -285,6 +298,7 @@ def _run_report(
     for part in parts[1:]:
         tally.merge(part.tally)
         rows.merge(part.rows)
+    tally.settle()
     clusters, leads = search_rows(rows, **settings) if with_clusters else ([], [])
     total = sum(tally.truth.values())
     unsafe, safe = tally.truth["unsafe"], tally.truth["safe"]

@@ -8,14 +8,15 @@ that ``run.json`` names. Two rules shape this module:
 * The suite must be the one the run saw. ``run.json`` records the sha256 of
   ``cases.jsonl``; a suite regenerated or edited since then would silently
   pair answers with other configs, so a mismatch is a ``SuiteError``.
-* Nothing holds a whole run in memory. The one pass that hashes
-  ``cases.jsonl`` also notes where each case's line starts, and results are
-  joined to their case by seeking to that line.
+* Nothing holds a whole run in memory. Results are joined to their case by
+  seeking to the case's line: ``Run.records`` in one process, with an index
+  of the suite's line offsets made on first need; ``scan_records`` in
+  several, each reading a stretch of the suite's lines and fetching the
+  results that answered them (one pass here notes where each result is).
 
-A million-case suite is about 3 GB, so the hash runs in a thread beside the
-pass that finds each line's id (without parsing the line when it has the
-compact form ``dumps_line`` writes), and ``scan_records`` reads stretches of
-``results.jsonl`` in parallel worker processes.
+A million-case suite is about 3 GB: the hash is one pass in large blocks,
+and ids are read without parsing a line where it has the compact form
+``dumps_line`` writes.
 
 One run can span several directories, read as one ``Run`` by ``load_runs``:
 
@@ -27,7 +28,7 @@ One run can span several directories, read as one ``Run`` by ``load_runs``:
   ``rounds/*/run``, see ``run_dirs_of``), each on its own suite, which must
   agree on task, model, template and scoring rule.
 
-Their suites are hashed and indexed once each, however many directories
+Their suites are hashed (and indexed) once each, however many directories
 ran on them. A case answered in two of the directories counts once, in the
 first (shard or round order), as a case answered twice in one does.
 """
@@ -38,8 +39,8 @@ import hashlib
 import json
 import logging
 import multiprocessing
-import queue
-import threading
+import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -78,9 +79,6 @@ def _loads(line: bytes) -> Any:
 # The keys downstream stages rely on; anything else in run.json is kept as is.
 REQUIRED_RUN_KEYS = ("suite", "suite_sha256", "model", "task")
 
-# (first byte, end byte or None, first line number) of a results.jsonl.
-_WHOLE: tuple[int, int | None, int] = (0, None, 1)
-
 
 @dataclass
 class Run:
@@ -88,7 +86,8 @@ class Run:
     several read as one (a sharded run's shards, a fuzz directory's rounds).
 
     ``offsets`` maps a case id to the byte offset of its line in the suite's
-    ``cases.jsonl``; ``meta`` is run.json as read. A run of several
+    ``cases.jsonl`` (made when first needed, once per suite, in ``indexes``);
+    ``meta`` is run.json as read. A run of several
     directories holds them in ``parts`` (shard or round order); its
     ``run_dir``, ``suite_dir`` and ``offsets`` are its first part's, its
     ``meta`` is run.json of the whole (see ``load_runs``), and ``name`` is
@@ -98,9 +97,15 @@ class Run:
     run_dir: Path
     suite_dir: Path
     meta: dict[str, Any]
-    offsets: dict[str, int] = field(repr=False)
+    indexes: _Indexes = field(repr=False, compare=False)
     parts: tuple[Run, ...] = field(default=(), repr=False)
     name: str = ""
+
+    @property
+    def offsets(self) -> dict[str, int]:
+        """Case id -> byte offset of its line in the suite's cases.jsonl,
+        found by one pass over the file the first time it is asked for."""
+        return self.indexes.offsets(self.suite_dir / "cases.jsonl")
 
     @property
     def members(self) -> tuple[Run, ...]:
@@ -152,7 +157,7 @@ class Run:
         seen: set[str] = set()
         for part in self.members:
             path = part.run_dir / "results.jsonl"
-            for number, case, result in part._read(_WHOLE, None, seen):
+            for number, case, result in part._read(seen):
                 yield (
                     _record(Case.from_dict, case, path, number),
                     _record(Result.from_dict, result, path, number),
@@ -166,52 +171,43 @@ class Run:
         """
         seen: set[str] = set()
         for part in self.members:
-            yield from part._read(_WHOLE, None, seen)
+            yield from part._read(seen)
 
     def _read(
-        self,
-        stretch: tuple[int, int | None, int],
-        firsts: dict[str, int] | None,
-        seen: set[str],
+        self, seen: set[str]
     ) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
-        """One directory's stretch of results.jsonl (first byte, end byte or
-        None, its first line number), each result with its case.
-
-        A repeated case is told by ``seen`` (the ids read so far, added to
-        here) or, when other stretches are read elsewhere, by ``firsts``: the
-        line of each case's first answer (0 when it is in an earlier part),
-        and then ``seen`` is left alone.
-        """
+        """This directory's results, each with its case; a case in ``seen``
+        (the ids read so far, added to here) is a repeat and left out."""
         results_path = self.run_dir / "results.jsonl"
         with open(self.suite_dir / "cases.jsonl", "rb") as cases:
-            for number, result in _json_lines(results_path, *stretch):
+            for number, result in _json_lines(results_path):
                 case_id = _record(_case_id, result, results_path, number)
-                again = (
-                    case_id in seen
-                    if firsts is None
-                    else firsts.get(case_id, number) != number
-                )
-                if again:
-                    logger.warning(
-                        "%s:%d: case %s answered again; keeping the first answer",
-                        results_path,
-                        number,
-                        case_id,
-                    )
+                if case_id in seen:
+                    _warn_repeat(results_path, number, case_id)
                     continue
-                if firsts is None:
-                    seen.add(case_id)
+                seen.add(case_id)
                 yield number, self._case(cases, case_id, number), result
 
     def case(self, case_id: str) -> Case:
         """One case of the run's suites, by id."""
-        part = next((p for p in self.members if case_id in p.offsets), self)
+        # An answered case was seen by the scan (``scan_records``): no index.
+        part = next(
+            (p for p in self.members if p._offset(case_id, seen_only=True) is not None),
+            None,
+        ) or next((p for p in self.members if case_id in p.offsets), self)
         path = part.suite_dir / "cases.jsonl"
         with open(path, "rb") as cases:
             return _record(Case.from_dict, part._case(cases, case_id, 0), path, 0)
 
+    def _offset(self, case_id: str, *, seen_only: bool = False) -> int | None:
+        cases_path = self.suite_dir / "cases.jsonl"
+        offset = self.indexes.seen.get(cases_path, {}).get(case_id)
+        if offset is None and not seen_only:
+            offset = self.offsets.get(case_id)
+        return offset
+
     def _case(self, cases: Any, case_id: str, number: int) -> dict[str, Any]:
-        offset = self.offsets.get(case_id)
+        offset = self._offset(case_id)
         if offset is None:
             raise SuiteError(
                 f"{self.run_dir / 'results.jsonl'}:{number}: case {case_id} is "
@@ -220,7 +216,7 @@ class Run:
         cases.seek(offset)
         case = _loads(cases.readline())
         if not isinstance(case, dict) or case.get("id") != case_id:
-            # Only possible if the quick id scan in _hash_and_index misread
+            # Only possible if the quick id scan in _index misread
             # a hand-written line; never pair an answer with another case.
             raise SuiteError(
                 f"{self.suite_dir / 'cases.jsonl'}: the line indexed for case "
@@ -228,6 +224,15 @@ class Run:
                 "spotcheck"
             )
         return case
+
+
+def _warn_repeat(path: Path, number: int, case_id: str) -> None:
+    logger.warning(
+        "%s:%d: case %s answered again; keeping the first answer",
+        path,
+        number,
+        case_id,
+    )
 
 
 def _case_id(result: dict[str, Any]) -> str:
@@ -487,27 +492,34 @@ def _combined(kind: str, name: str, parts: list[Run]) -> Run:
         first.run_dir,
         first.suite_dir,
         meta,
-        first.offsets,
+        first.indexes,
         parts=tuple(parts),
         name=name,
     )
 
 
 class _Indexes:
-    """Each suite's sha256 and case offsets, worked out once per file and
-    shared by suites with equal contents (shards copied to several places)."""
+    """Each suite's sha256 and case offsets, each worked out once per file
+    (offsets only when asked for) and shared by suites with equal contents
+    (shards copied to several places)."""
 
     def __init__(self) -> None:
-        self.by_path: dict[Path, tuple[str, dict[str, int]]] = {}
+        self.digests: dict[Path, str] = {}
         self.by_digest: dict[str, dict[str, int]] = {}
+        # Offsets of the cases a parallel scan paired, by suite file.
+        self.seen: dict[Path, dict[str, int]] = {}
 
-    def of(self, cases_path: Path) -> tuple[str, dict[str, int]]:
+    def digest(self, cases_path: Path) -> str:
         key = cases_path.resolve()
-        if key not in self.by_path:
-            digest, offsets = _hash_and_index(cases_path)
-            offsets = self.by_digest.setdefault(digest, offsets)
-            self.by_path[key] = (digest, offsets)
-        return self.by_path[key]
+        if key not in self.digests:
+            self.digests[key] = _sha256(cases_path)
+        return self.digests[key]
+
+    def offsets(self, cases_path: Path) -> dict[str, int]:
+        digest = self.digest(cases_path)
+        if digest not in self.by_digest:
+            self.by_digest[digest] = _index(cases_path)
+        return self.by_digest[digest]
 
 
 def _open_run(run_dir: Path, meta: dict[str, Any], indexes: _Indexes) -> Run:
@@ -527,7 +539,7 @@ def _open_run(run_dir: Path, meta: dict[str, Any], indexes: _Indexes) -> Run:
             "restore the suite the run was made from"
         )
 
-    digest, offsets = indexes.of(cases_path)
+    digest = indexes.digest(cases_path)
     if digest != meta["suite_sha256"]:
         raise SuiteError(
             f"{run_dir}: suite {suite_dir} changed since the run: cases.jsonl "
@@ -535,8 +547,8 @@ def _open_run(run_dir: Path, meta: dict[str, Any], indexes: _Indexes) -> Run:
             f"{str(meta['suite_sha256'])[:12]}…; restore that suite or run "
             "the model on the new one"
         )
-    logger.info("run %s: suite %s, %d cases", run_dir, suite_dir, len(offsets))
-    return Run(run_dir, suite_dir, meta, offsets)
+    logger.info("run %s: suite %s", run_dir, suite_dir)
+    return Run(run_dir, suite_dir, meta, indexes)
 
 
 def iter_cases(suite_dir: Path) -> Iterator[Case]:
@@ -564,42 +576,55 @@ def _run_meta(run_dir: Path) -> dict[str, Any]:
     return meta
 
 
-def _hash_and_index(path: Path) -> tuple[str, dict[str, int]]:
-    """The file's sha256 and the offset of each case line, in one read.
-
-    The hash is computed in a thread (hashlib releases the GIL on large
-    blocks) while this one finds the ids.
-    """
+def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
-
-    def hash_blocks() -> None:
-        while (block := blocks.get()) is not None:
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 24):
             digest.update(block)
+    return digest.hexdigest()
 
-    hasher = threading.Thread(target=hash_blocks, daemon=True)
-    hasher.start()
+
+def _index(path: Path) -> dict[str, int]:
+    """The offset of each case line, by id, in one read of the file."""
     offsets: dict[str, int] = {}
-    offset, number = 0, 0
-    try:
-        with open(path, "rb") as handle:
-            while block := handle.read(1 << 24):
-                if not block.endswith(b"\n"):
-                    block += handle.readline()
-                blocks.put(block)
-                lines = block.split(b"\n")
-                if lines[-1] == b"":
-                    lines.pop()
-                for line in lines:
-                    number += 1
-                    if line.strip():
-                        case_id = _quick_id(line, b'"id":"')
-                        offsets[case_id or _parsed_id(line, path, number)] = offset
-                    offset += len(line) + 1
-    finally:
-        blocks.put(None)
-        hasher.join()
-    return digest.hexdigest(), offsets
+    number = 0
+    for offset, line in _lines(path):
+        number += 1
+        if line.strip():
+            case_id = _quick_id(line, b'"id":"') or _parsed_id(line, path, number)
+            if offsets.setdefault(case_id, offset) != offset:
+                raise _twice(path, case_id)
+    return offsets
+
+
+def _twice(path: Path, case_id: str) -> SuiteError:
+    return SuiteError(
+        f"{path}: case {case_id} is on two lines; a suite holds each case "
+        "once: regenerate it with `spotcheck generate`"
+    )
+
+
+def _lines(
+    path: Path, start: int = 0, end: int | None = None
+) -> Iterator[tuple[int, bytes]]:
+    """(offset, line without its newline) from ``start`` to ``end``, read in
+    large blocks (a million-line file in seconds, not a readline each)."""
+    offset = start
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        while block := handle.read(
+            1 << 24 if end is None else min(1 << 24, end - offset)
+        ):
+            if not block.endswith(b"\n"):
+                block += handle.readline()
+            lines = block.split(b"\n")
+            if lines[-1] == b"":
+                lines.pop()
+            for line in lines:
+                yield offset, line
+                offset += len(line) + 1
+            if end is not None and offset >= end:
+                return
 
 
 def _quick_id(line: bytes, key: bytes) -> str | None:
@@ -659,119 +684,246 @@ class Accumulator(Protocol):
 
 A = TypeVar("A", bound=Accumulator)
 
-# A stretch read by one process: (part, first byte, end byte or None, first
-# line number), the part being the index of a directory in ``Run.members``.
-Stretch = tuple[int, int, int | None, int]
+# What forked workers inherit: the run, the accumulator factory, its
+# answers, and which parts ran on each suite file. Set only while a scan runs.
+_SHARED: tuple[Run, Callable[[], Any], _Answers, dict[Path, frozenset[int]]] | None = (
+    None
+)
 
-# What forked workers inherit: the run, the accumulator factory, and per
-# part the line of each case's first answer. Set only while a scan runs.
-_SHARED: tuple[Run, Callable[[], Any], list[dict[str, int]]] | None = None
+# Stretches of suite files one process reads: (cases.jsonl, first byte, end
+# byte or None), whole lines each.
+Task = list[tuple[Path, int, int | None]]
 
 
 def scan_records(
     run: Run, make: Callable[[], A], *, jobs: int = 1, min_bytes: int = 1 << 25
 ) -> list[A]:
-    """Every (case, result) of the run, as read (``Run.records``), added to
-    accumulators from ``make``.
+    """Every (case, result) of the run (as ``Run.records`` reads them, a
+    repeated answer left out) added to accumulators from ``make``.
 
-    Returns one accumulator per stretch of the results, in file order (part
-    after part); the caller merges them. With ``jobs`` > 1 and results of at
-    least ``min_bytes`` in all, stretches are read by that many forked
-    processes (where the platform can fork); otherwise by this one, as
-    ``Run.pairs``.
+    Returns one accumulator per process; the caller merges them, and must
+    not depend on the order in which pairs arrive. With ``jobs`` > 1 and
+    results of at least ``min_bytes`` in all (where the platform can fork),
+    this process reads every result's id and place once, and ``jobs``
+    forked processes each read a stretch of the suites' case lines, parse
+    the cases that were answered and fetch their results: the large file
+    (cases) is read once, in parallel, and no pass indexes it.
     """
     global _SHARED
     paths = [part.run_dir / "results.jsonl" for part in run.members]
     size = sum(path.stat().st_size for path in paths)
     can_fork = "fork" in multiprocessing.get_all_start_methods()
     if jobs <= 1 or size < min_bytes or not can_fork:
-        return [_scan_stretch(None, run, make, [])]
+        return [_scan_serially(run, make)]
 
-    stretches, firsts = _stretches(paths, jobs)
-    logger.info(
-        "scan %s: %d stretches in %d processes", run.label, len(stretches), jobs
-    )
-    _SHARED = (run, make, firsts)
+    started = time.monotonic()
+    answers = _Answers.of(run)
+    owners: dict[Path, set[int]] = {}
+    for index, part in enumerate(run.members):
+        owners.setdefault(part.suite_dir / "cases.jsonl", set()).add(index)
+    tasks = _tasks(list(owners), jobs)
+    logger.info("scan %s: %d answers, %d processes", run.label, len(answers), jobs)
+    _SHARED = (run, make, answers, {k: frozenset(v) for k, v in owners.items()})
     try:
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            return list(pool.map(_scan_forked, stretches))
+        with ProcessPoolExecutor(len(tasks), mp_context=context) as pool:
+            done = list(pool.map(_scan_forked, tasks))
     finally:
         _SHARED = None
+    logger.info("scan %s: read in %.1f s", run.label, time.monotonic() - started)
+    answers.check([hits for _, pieces in done for _, hits, _ in pieces])
+    for _, pieces in done:
+        for path, hits, offsets in pieces:
+            seen = run.indexes.seen.setdefault(path, {})
+            seen.update(zip(map(answers.ids.__getitem__, hits), offsets, strict=True))
+    return [accumulator for accumulator, _ in done]
 
 
-def _scan_forked(stretch: Stretch) -> Any:
-    assert _SHARED is not None
-    return _scan_stretch(stretch, *_SHARED)
-
-
-def _scan_stretch(
-    stretch: Stretch | None,
-    run: Run,
-    make: Callable[[], A],
-    firsts: list[dict[str, int]],
-) -> A:
-    """One stretch into a new accumulator; ``None``: the whole run."""
+def _scan_serially(run: Run, make: Callable[[], A]) -> A:
     accumulator = make()
-    if stretch is None:
-        seen: set[str] = set()
-        reads = [(part, _WHOLE, None, seen) for part in run.members]
-    else:
-        index, *span = stretch
-        reads = [(run.members[index], tuple(span), firsts[index], set())]
-    for part, span, first_lines, repeated in reads:
+    seen: set[str] = set()
+    for part in run.members:
         path = part.run_dir / "results.jsonl"
-        for number, case, result in part._read(span, first_lines, repeated):
-            try:
-                accumulator.add(case, result)
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise SuiteError(
-                    f"{path}:{number}: malformed record (or its case): {exc!r}"
-                ) from None
+        for number, case, result in part._read(seen):
+            _add(accumulator, case, result, path, number)
     return accumulator
 
 
-def _stretches(
-    paths: list[Path], jobs: int
-) -> tuple[list[Stretch], list[dict[str, int]]]:
-    """About ``jobs`` stretches of whole lines (one file's each) and, per
-    file, the line of each case's first answer: 0 when an earlier file has
-    it (so a repeated answer is dropped whichever stretch holds it)."""
-    sizes = [path.stat().st_size for path in paths]
-    total = sum(sizes)
-    cuts = [total * k // jobs for k in range(1, jobs)]
-    stretches: list[Stretch] = []
-    firsts: list[dict[str, int]] = []
-    owners: dict[str, int] = {}
-    for index, (path, size) in enumerate(zip(paths, sizes, strict=True)):
-        start, first, offset, number = 0, 1, 0, 0
-        mine: dict[str, int] = {}
-        with open(path, "rb") as handle:
-            for line in handle:
-                number += 1
-                if cuts and offset >= cuts[0]:
-                    if offset > start:
-                        stretches.append((index, start, offset, first))
-                        start, first = offset, number
-                    while cuts and offset >= cuts[0]:
-                        cuts.pop(0)
-                offset += len(line)
-                case_id = _quick_id(line, b'"case_id":"')
+def _add(accumulator: Any, case: dict, result: dict, path: Path, number: int) -> None:
+    try:
+        accumulator.add(case, result)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SuiteError(
+            f"{path}:{number}: malformed record (or its case): {exc!r}"
+        ) from None
+
+
+class _Answers:
+    """Where each answered case's first answer is: its number by case id, and
+    per number the part (index into ``Run.members``), byte offset and line
+    number of its result line."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.paths = [member.run_dir / "results.jsonl" for member in run.members]
+        self.numbers: dict[str, int] = {}
+        self.ids: list[str] = []
+        self.part = array("i")
+        self.offset = array("q")
+        self.line = array("q")
+
+    def __len__(self) -> int:
+        return len(self.part)
+
+    @classmethod
+    def of(cls, run: Run) -> _Answers:
+        """One pass over every results.jsonl of the run, in part order."""
+        answers = cls(run)
+        for index, part in enumerate(run.members):
+            path = part.run_dir / "results.jsonl"
+            size = path.stat().st_size
+            for number, (offset, line) in enumerate(_lines(path), start=1):
+                if not line or line.isspace():
+                    continue
+                # A last line with no newline may be torn: parse it to know.
+                torn = offset + len(line) == size
+                case_id = None if torn else _quick_id(line, b'"case_id":"')
                 if case_id is None:
-                    try:
-                        case_id = json.loads(line)["case_id"]
-                    except (ValueError, KeyError, TypeError):
-                        continue  # the stretch's reader reports it, with its line
-                mine.setdefault(case_id, number)
-        stretches.append((index, start, None, first))
-        # Cuts are offsets into this file: shift the rest to the next one.
-        cuts = [cut - size for cut in cuts if cut > size]
-        if len(paths) > 1:
-            for case_id in mine:
-                if owners.setdefault(case_id, index) != index:
-                    mine[case_id] = 0
-        firsts.append(mine)
-    return stretches, firsts
+                    case_id = _result_id(line, path, number, torn)
+                    if case_id is None:
+                        break
+                if case_id in answers.numbers:
+                    _warn_repeat(path, number, case_id)
+                    continue
+                answers.numbers[case_id] = len(answers.part)
+                answers.ids.append(case_id)
+                answers.part.append(index)
+                answers.offset.append(offset)
+                answers.line.append(number)
+        return answers
+
+    def pair(self, case_id: str, parts: frozenset[int], handles: dict) -> Any:
+        """(result, its path, its line) of a case answered in one of
+        ``parts``, or None; ``handles`` keeps the results files open."""
+        number = self.numbers.get(case_id)
+        if number is None or self.part[number] not in parts:
+            return None
+        part = self.part[number]
+        handle = handles.get(part)
+        if handle is None:
+            handle = handles[part] = open(self.paths[part], "rb")
+        handle.seek(self.offset[number])
+        try:
+            result = _loads(handle.readline())
+        except ValueError as exc:
+            raise SuiteError(
+                f"{self.paths[part]}:{self.line[number]}: not JSON: {exc}"
+            ) from None
+        return number, result, self.paths[part], self.line[number]
+
+    def check(self, hits: list[array]) -> None:
+        """Every answer was paired with exactly one case line."""
+        counts = bytearray(len(self))
+        for numbers in hits:
+            for number in numbers:
+                if counts[number]:
+                    self._raise_twice(number)
+                counts[number] = 1
+        missing = counts.find(0)
+        if missing >= 0:
+            part = self.run.members[self.part[missing]]
+            case_id = next(k for k, v in self.numbers.items() if v == missing)
+            raise SuiteError(
+                f"{part.run_dir / 'results.jsonl'}:{self.line[missing]}: case "
+                f"{case_id} is not in suite {part.suite_dir}; the run belongs "
+                "to another suite"
+            )
+
+    def _raise_twice(self, number: int) -> None:
+        part = self.run.members[self.part[number]]
+        case_id = next(k for k, v in self.numbers.items() if v == number)
+        raise _twice(part.suite_dir / "cases.jsonl", case_id)
+
+
+def _result_id(line: bytes, path: Path, number: int, torn: bool) -> str | None:
+    """The case id of a result line the quick scan could not read; None for
+    a torn last line (a run killed mid-write), which is skipped."""
+    try:
+        return _case_id(_loads(line))
+    except ValueError as exc:
+        if torn:
+            logger.warning("%s:%d: torn last line skipped", path, number)
+            return None
+        raise SuiteError(f"{path}:{number}: not JSON: {exc}") from None
+    except (KeyError, TypeError) as exc:
+        raise SuiteError(f"{path}:{number}: malformed record: {exc!r}") from None
+
+
+def _tasks(suites: list[Path], jobs: int) -> list[Task]:
+    """The suite files cut into ``jobs`` tasks of about equal bytes, at line
+    starts."""
+    sizes = [path.stat().st_size for path in suites]
+    share = max(1, -(-sum(sizes) // jobs))
+    tasks: list[Task] = [[]]
+    room = share
+    for path, size in zip(suites, sizes, strict=True):
+        start = 0
+        with open(path, "rb") as handle:
+            while size - start > room:
+                handle.seek(start + room)
+                handle.readline()
+                cut = handle.tell()
+                if cut > start:
+                    tasks[-1].append((path, start, cut if cut < size else None))
+                start = cut
+                tasks.append([])
+                room = share
+        if start < size:
+            tasks[-1].append((path, start, None))
+            room -= size - start
+    return [task for task in tasks if task]
+
+
+def _scan_forked(task: Task) -> tuple[Any, list[tuple[Path, array, array]]]:
+    """One task's case lines, each answered case with its result; per piece
+    of the task, the answers paired and their cases' offsets."""
+    assert _SHARED is not None
+    run, make, answers, owners = _SHARED
+    accumulator = make()
+    pieces = []
+    handles: dict[int, Any] = {}
+    try:
+        for path, start, end in task:
+            parts, hits, offsets = owners[path], array("i"), array("q")
+            for offset, line in _lines(path, start, end):
+                if not line or line.isspace():
+                    continue
+                # Parsed whole at once: nearly every case of a run was
+                # answered, and the id comes after the config in the line.
+                try:
+                    case = _loads(line)
+                    case_id = case["id"]
+                    paired = answers.pair(case_id, parts, handles)
+                except (ValueError, KeyError, TypeError):
+                    number = _line_number(path, offset)
+                    raise SuiteError(f"{path}:{number}: not a case line") from None
+                if paired is None:
+                    continue
+                number, result, results_path, line_number = paired
+                _add(accumulator, case, result, results_path, line_number)
+                hits.append(number)
+                offsets.append(offset)
+            pieces.append((path, hits, offsets))
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return accumulator, pieces
+
+
+def _line_number(path: Path, offset: int) -> int:
+    """The line number at a byte offset (for error messages only)."""
+    with open(path, "rb") as handle:
+        return handle.read(offset).count(b"\n") + 1
 
 
 def _record(build: Any, data: dict[str, Any], path: Path, number: int) -> Any:

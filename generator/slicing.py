@@ -221,10 +221,11 @@ class SliceSearch:
         self.tried += 1
         if not self._big(failures, support):
             return
-        p = hypergeom_sf(failures, self.total, self.marked, support)
+        alpha = self.settings.alpha
+        p = hypergeom_sf(failures, self.total, self.marked, support, limit=alpha)
         # q >= p, so nothing above alpha can ever be a discovery: only the
         # few that might are kept; their bitsets are made afterwards.
-        if p <= self.settings.alpha:
+        if p <= alpha:
             self.candidates.append(Slice(features, 0, support, failures, p))
 
     def _big(self, failures: int, support: int) -> bool:
@@ -257,7 +258,7 @@ class SliceSearch:
         sharp = []
         for item in self.candidates:
             if (item.q_value <= alpha) if corrected else (item.p_value <= cutoff):
-                item.evidence = max(item.p_value, self._against_parts(item))
+                item.evidence = max(item.p_value, self._against_parts(item, cutoff))
                 if item.evidence <= cutoff:
                     sharp.append(item)
         sharp.sort(
@@ -273,8 +274,8 @@ class SliceSearch:
             for other in kept:
                 if not _inside(item.mask, other.mask):
                     covered |= other.mask
-            claims = [self._worse(item, o) for o in outer]
-            claims.append(self._enriched(item.mask & ~covered))
+            claims = [self._worse(item, o, cutoff) for o in outer]
+            claims.append(self._enriched(item.mask & ~covered, cutoff))
             item.evidence = max(item.evidence, *claims)
             if item.evidence <= cutoff:
                 kept.append(item)
@@ -282,7 +283,10 @@ class SliceSearch:
                     break
         return kept
 
-    def _against_parts(self, item: Slice) -> float:
+    # The claims below are judged against ``cutoff`` only (a value above it
+    # drops the slice, whatever it is), so each p-value may stop there.
+
+    def _against_parts(self, item: Slice, cutoff: float) -> float:
         """The weakest evidence that ``item`` fails more than each
         conjunction one condition shorter; 0 for a single feature."""
         weakest = 0.0
@@ -292,19 +296,21 @@ class SliceSearch:
             outer = Slice(
                 part, mask, mask.bit_count(), (mask & self.failed).bit_count()
             )
-            weakest = max(weakest, self._worse(item, outer))
+            weakest = max(weakest, self._worse(item, outer, cutoff))
         return weakest
 
-    def _worse(self, item: Slice, outer: Slice) -> float:
+    def _worse(self, item: Slice, outer: Slice, cutoff: float) -> float:
         """p-value of ``item`` failing more than the rest of ``outer``."""
-        return hypergeom_sf(item.failures, outer.support, outer.failures, item.support)
+        return hypergeom_sf(
+            item.failures, outer.support, outer.failures, item.support, cutoff
+        )
 
-    def _enriched(self, mask: int) -> float:
+    def _enriched(self, mask: int, cutoff: float) -> float:
         support = mask.bit_count()
         failures = (mask & self.failed).bit_count()
         if not self._big(failures, support):
             return 1.0
-        return hypergeom_sf(failures, self.total, self.marked, support)
+        return hypergeom_sf(failures, self.total, self.marked, support, cutoff)
 
     def spellings(self, item: Slice) -> list[tuple[int, ...]]:
         """Other names for the slice's cases, no longer than its own: slices
@@ -365,6 +371,7 @@ def _pairs_by_columns(
     one value, and is counted over only the rows that hold it.
     """
     in_population = _np_bytes(search.in_population).astype(bool)
+    population = np.flatnonzero(in_population)
     failed = search._failed_rows()
 
     # Groups: one per single-valued key, one per multi-valued feature; each
@@ -382,50 +389,88 @@ def _pairs_by_columns(
         for code, position in enumerate(positions, start=1):
             codes[_np_rows(search.postings[numbers[position]])] = code
         covered = np.flatnonzero((codes > 0) & in_population)
-        groups.append((np.asarray(positions), codes, covered))
-    groups.sort(key=lambda g: len(g[2]))
+        groups.append(_Group(np.asarray(positions), codes, covered))
+    groups.sort(key=lambda g: len(g.covered))
+
+    # A group covering most of the population is counted over all of it
+    # (its code 0 rows fall in a margin that is dropped): no gather of the
+    # other group's codes for each pair. The frames hold codes times two,
+    # the failed flag being the low bit of each cell.
+    dense_from = 3 * len(population) // 4
+    dense: dict[int, object] = {}
+    failed_in = {id(population): failed[population].astype(np.int32)}
 
     part = np.asarray(supports, dtype=np.int64)
     skipped, found = 0, []
-    for g, (positions_g, codes_g, covered) in enumerate(groups):
-        # Counted over the smaller group's rows: the other group's codes
-        # there, by this group's code.
-        local = codes_g[covered].astype(np.int64) - 1
-        local_failed = failed[covered]
-        for positions_h, codes_h, _ in groups[g + 1 :]:
-            width = len(positions_h) + 1
-            support, fails = _table(local, codes_h[covered], local_failed, width,
-                                    len(positions_g))  # fmt: skip
+    for g, group in enumerate(groups):
+        if len(group.covered) >= dense_from:
+            frame, local = population, _doubled(dense, g, group.codes, population)
+        else:
+            frame = group.covered
+            local = group.codes[frame].astype(np.int32) * 2
+            failed_in[id(frame)] = failed[frame].astype(np.int32)
+        for h in range(g + 1, len(groups)):
+            other = groups[h]
+            if frame is population:
+                second = _doubled(dense, h, other.codes, population)
+            else:
+                second = other.codes[frame].astype(np.int32) * 2
+            support, fails = _table(local, second, failed_in[id(frame)],
+                                    len(group.positions) + 1,
+                                    len(other.positions) + 1)  # fmt: skip
             valid = (
                 (support >= search.settings.min_support)
-                & (support != part[positions_g][:, None])
-                & (support != part[positions_h][None, :])
+                & (support != part[group.positions][:, None])
+                & (support != part[other.positions][None, :])
             )
             wanted = valid if everything else valid & search.big(fails, support)
             skipped += int(valid.sum()) - int(wanted.sum())
             for r, c in zip(*np.nonzero(wanted), strict=True):
-                i, j = sorted((int(positions_g[r]), int(positions_h[c])))
+                i, j = sorted((int(group.positions[r]), int(other.positions[c])))
                 found.append((i, j, int(support[r, c]), int(fails[r, c])))
+        dense.pop(g, None)
+        failed_in.pop(id(group.covered), None)
     found.sort()
     return skipped, found
 
 
-def _table(local, other, local_failed, width: int, height: int):
-    """Support and failures by (this group's index, other group's index)."""
-    cells = local * width + other
-    size = height * width
-    if size <= 1 << 22:
-        support = np.bincount(cells, minlength=size)
-        fails = np.bincount(cells[local_failed], minlength=size)
+@dataclass
+class _Group:
+    """A key's singles (positions in the search's list), each row's code for
+    them, and the population rows that have one."""
+
+    positions: object
+    codes: object
+    covered: object
+
+
+def _doubled(cache: dict, g: int, codes, rows):
+    """Twice the group's codes at ``rows``, as int32, made once."""
+    if g not in cache:
+        cache[g] = codes[rows].astype(np.int32) * 2
+    return cache[g]
+
+
+def _table(local, other, failed, height: int, width: int):
+    """Support and failures by (this group's code, the other's), codes 0
+    (none of a group's singles) left out.
+
+    ``local`` and ``other`` are the codes doubled, ``failed`` 0 or 1 per row:
+    one cell number per row counts both at once.
+    """
+    size = height * width * 2
+    cells = (local if size < 1 << 31 else local.astype(np.int64)) * width
+    cells += other
+    cells += failed
+    if size <= 1 << 23:
+        counts = np.bincount(cells, minlength=size)
     else:
         # Two keys with thousands of values each: count the cells present.
-        support = np.zeros(size, dtype=np.int64)
-        fails = np.zeros(size, dtype=np.int64)
-        values, counts = np.unique(cells, return_counts=True)
-        support[values] = counts
-        values, counts = np.unique(cells[local_failed], return_counts=True)
-        fails[values] = counts
-    return support.reshape(height, width)[:, 1:], fails.reshape(height, width)[:, 1:]
+        counts = np.zeros(size, dtype=np.int64)
+        values, present = np.unique(cells, return_counts=True)
+        counts[values] = present
+    counts = counts.reshape(height, width, 2)[1:, 1:]
+    return counts.sum(axis=2), counts[:, :, 1]
 
 
 def mask_of_rows(rows, size: int) -> int:

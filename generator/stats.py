@@ -72,12 +72,18 @@ def _log_choose(n: int, k: int) -> float:
     return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
 
-def hypergeom_sf(observed: int, total: int, marked: int, drawn: int) -> float:
+def hypergeom_sf(
+    observed: int, total: int, marked: int, drawn: int, limit: float = 1.0
+) -> float:
     """P(X >= observed) for X ~ Hypergeometric(total, marked, drawn).
 
     Read as a one-sided Fisher exact test: of ``total`` cases, ``marked``
     failed; a slice of ``drawn`` cases holds ``observed`` failures; how
     likely is at least that many if the slice were a random draw?
+
+    A caller that only asks whether the p-value is at most ``limit`` can
+    say so: the sum may then stop as soon as it passes ``limit``, and a
+    value above ``limit`` is only a lower bound of the tail.
     """
     if not 0 <= marked <= total or not 0 <= drawn <= total:
         raise ValueError(f"bad counts: {total=} {marked=} {drawn=}")
@@ -88,23 +94,47 @@ def hypergeom_sf(observed: int, total: int, marked: int, drawn: int) -> float:
     if observed > high:
         return 0.0
 
-    # Sum the pmf upward from the observed count with the term ratio, so one
-    # log-space evaluation is enough and tiny tails do not lose precision.
-    log_term = (
-        _log_choose(marked, observed)
-        + _log_choose(total - marked, drawn - observed)
-        - _log_choose(total, drawn)
-    )
-    term = math.exp(log_term)
+    # Sum the pmf from the observed count away from the mode, with the term
+    # ratio: one log-space evaluation is enough, tiny tails keep their
+    # precision, and the terms shrink from the first, so the sum stops after
+    # a few standard deviations. At or below the mode the upper tail is
+    # large (the median sits next to the mode), so one minus the lower tail
+    # is as exact; summing up from there would walk through the whole bulk,
+    # thousands of terms on a million-case run.
+    mode = (drawn + 1) * (marked + 1) // (total + 2)
+    if observed <= mode:
+        return max(0.0, 1.0 - _lower_tail(observed - 1, total, marked, drawn, low))
+    term = _pmf(observed, total, marked, drawn)
     tail = 0.0
     for x in range(observed, high + 1):
         tail += term
-        if term < tail * 1e-17:
+        # A first term that underflowed to zero ends the sum too.
+        if term <= tail * 1e-17 or tail > limit:
             break
         term *= (
             (marked - x) * (drawn - x) / ((x + 1) * (total - marked - drawn + x + 1))
         )
     return min(1.0, tail)
+
+
+def _pmf(x: int, total: int, marked: int, drawn: int) -> float:
+    return math.exp(
+        _log_choose(marked, x)
+        + _log_choose(total - marked, drawn - x)
+        - _log_choose(total, drawn)
+    )
+
+
+def _lower_tail(top: int, total: int, marked: int, drawn: int, low: int) -> float:
+    """P(X <= top) for ``top`` below the mode, summed downward."""
+    term = _pmf(top, total, marked, drawn)
+    tail = 0.0
+    for x in range(top, low - 1, -1):
+        tail += term
+        if term <= tail * 1e-17:
+            break
+        term *= x * (total - marked - drawn + x) / ((marked - x + 1) * (drawn - x + 1))
+    return tail
 
 
 def benjamini_hochberg(

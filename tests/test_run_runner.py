@@ -228,3 +228,35 @@ def test_progress_bar_goes_to_stderr(suite, tmp_path, tiny_model, capsys):
     captured = capsys.readouterr()
     assert "2/2" in captured.err
     assert captured.out == ""
+
+
+def test_a_suite_of_several_domains_runs_and_resumes_in_one_directory(
+    tmp_path, tiny_model
+):
+    # Each domain has its own template; the second domain's first batch
+    # used to be refused as "another template" by the results file.
+    from generator.suite import generate_suite
+
+    suite = tmp_path / "suite"
+    generate_suite(domains=("k8s", "iam", "sg"), count=18, seed=4, out_dir=suite)
+    out = tmp_path / "run"
+    _run(suite, out, tiny_model, limit=7, batch_size=2)
+    _run(suite, out, tiny_model, batch_size=2)
+
+    results = _results(out)
+    cases = [json.loads(line) for line in (suite / "cases.jsonl").open()]
+    assert sorted(r.case_id for r in results) == sorted(c["id"] for c in cases)
+    templates = {r.template_id for r in results}
+    assert templates == {"k8s-verdict", "iam-verdict", "sg-verdict"}
+    meta = json.loads((out / "run.json").read_text())
+    assert set(meta["templates"]) == {"k8s", "iam", "sg"}
+
+
+def test_another_version_of_a_template_is_refused(suite, tmp_path, tiny_model):
+    out = tmp_path / "run"
+    _run(suite, out, tiny_model, limit=1)
+    path = out / "results.jsonl"
+    line = json.loads(path.read_text())
+    path.write_text(json.dumps({**line, "template_version": 99}) + "\n")
+    with pytest.raises(SuiteError, match="k8s-verdict v99, not v1"):
+        _run(suite, out, tiny_model)

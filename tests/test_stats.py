@@ -28,7 +28,9 @@ def brute_tail(observed: int, total: int, marked: int, drawn: int) -> float:
 @pytest.mark.parametrize(
     "observed,total,marked,drawn",
     [(3, 20, 5, 6), (0, 20, 5, 6), (5, 20, 5, 6), (6, 20, 5, 6), (24, 200, 47, 32),
-     (1, 10, 10, 1), (40, 1000, 100, 50)],
+     (1, 10, 10, 1), (40, 1000, 100, 50), (2, 1000, 100, 50), (5, 1000, 100, 50),
+     (6, 1000, 100, 50), (480, 20000, 5000, 2000), (520, 20000, 5000, 2000),
+     (9000, 20000, 10000, 10000)],
 )  # fmt: skip
 def test_hypergeometric_tail_matches_exact_sum(
     observed: int, total: int, marked: int, drawn: int
@@ -37,6 +39,15 @@ def test_hypergeometric_tail_matches_exact_sum(
     assert hypergeom_sf(observed, total, marked, drawn) == pytest.approx(
         expected, rel=1e-9, abs=1e-300
     )
+
+
+def test_hypergeometric_tail_is_exact_on_every_count_of_small_tables() -> None:
+    # Both sides of the mode, every observed count, the bounds included.
+    for total, marked, drawn in [(30, 7, 12), (31, 20, 25), (12, 12, 5), (9, 0, 4)]:
+        for observed in range(-1, drawn + 2):
+            expected = brute_tail(max(observed, 0), total, marked, drawn)
+            got = hypergeom_sf(observed, total, marked, drawn)
+            assert got == pytest.approx(expected, rel=1e-12, abs=1e-15), observed
 
 
 def test_wilson_interval_matches_textbook_values() -> None:

@@ -40,13 +40,15 @@ class Journal:
     """The results file of one run directory, opened for appending.
 
     ``finished`` holds the case ids already answered; ``identity`` is the
-    (task, model id, template id, template version) of the results in it.
+    (task, model id) of the results in it and ``templates`` the version of
+    each template they used (one per domain: a suite may mix domains).
     """
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.finished: set[str] = set()
-        self.identity: tuple[str, str, str, int] | None = None
+        self.identity: tuple[str, str] | None = None
+        self.templates: dict[str, int] = {}
         # One descriptor for the journal's life: it carries the lock, and
         # every batch goes out through it (O_APPEND: always at the end).
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -63,7 +65,7 @@ class Journal:
             self._cut_torn_tail()
             for result in read_results(self.path):
                 self.finished.add(result.case_id)
-                self.identity = self.identity or _identity(result)
+                self._note(result)
         except BaseException:
             self.close()
             raise
@@ -100,13 +102,25 @@ class Journal:
             os.fsync(handle.fileno())
 
     def check_identity(self, identity: tuple[str, str, str, int]) -> None:
-        """Refuse to add results of another task/model/template to this run."""
-        if self.identity is not None and self.identity != identity:
-            task, model, template, version = self.identity
+        """Refuse to add results of another task or model, or of another
+        version of a template, to this run."""
+        task, model, template, version = identity
+        if self.identity not in (None, (task, model)):
+            old_task, old_model = self.identity
             raise SuiteError(
-                f"{self.path} holds {task} results of model {model} with template "
-                f"{template} v{version}; write this run to another --out directory"
+                f"{self.path} holds {old_task} results of model {old_model}; "
+                "write this run to another --out directory"
             )
+        known = self.templates.get(template, version)
+        if known != version:
+            raise SuiteError(
+                f"{self.path} holds results of template {template} v{known}, "
+                f"not v{version}; write this run to another --out directory"
+            )
+
+    def _note(self, result: Result) -> None:
+        self.identity = self.identity or (result.task, result.model_id)
+        self.templates.setdefault(result.template_id, result.template_version)
 
     def append(self, results: Iterable[Result]) -> None:
         """Write results as one batch and force them to disk.
@@ -132,7 +146,8 @@ class Journal:
         while view:
             view = view[os.write(self._fd, view) :]
         os.fsync(self._fd)
-        self.identity = self.identity or _identity(batch[0])
+        for result in batch:
+            self._note(result)
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -154,15 +169,6 @@ def _last_newline(handle: BinaryIO, end: int) -> int:
             return start + cut + 1
         end = start
     return 0
-
-
-def _identity(result: Result) -> tuple[str, str, str, int]:
-    return (
-        result.task,
-        result.model_id,
-        result.template_id,
-        result.template_version,
-    )
 
 
 def read_results(path: Path) -> Iterator[Result]:
