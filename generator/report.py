@@ -735,8 +735,8 @@ def _format_run(run: dict[str, Any]) -> str:
     out = [
         f"# spotcheck report: {run['run']}",
         "",
-        f"model `{run['model']}` · task {run['task']} · template "
-        f"{run['template'] or 'unknown'} · {run['cases']} cases "
+        f"model `{run['model']}` · task {run['task']} · {templates_said(run)} · "
+        f"{run['cases']} cases "
         f"({run['truth']['unsafe']} unsafe, {run['truth']['safe']} safe) · suite "
         f"{run['suite']} (sha256 {run['suite_sha256'][:12]})",
         "",
@@ -803,6 +803,18 @@ def _format_run(run: dict[str, Any]) -> str:
         out += _slice_table(run["leads"], with_q=True)
     out += _format_minimal(run)
     return "\n".join(out)
+
+
+def templates_said(run: dict[str, Any]) -> str:
+    """``template ID@V``, or for a run over several domains each domain's
+    template (a mixed suite asks each domain with its own)."""
+    templates = run.get("templates")
+    if isinstance(templates, dict) and len(templates) > 1:
+        return "templates " + ", ".join(
+            f"{t['id']}@{t['version']}" if isinstance(t, dict) and "id" in t else str(t)
+            for t in templates.values()
+        )
+    return f"template {run.get('template') or 'unknown'}"
 
 
 def unfinished_note(run: dict[str, Any]) -> str:

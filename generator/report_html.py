@@ -14,7 +14,7 @@ import difflib
 from html import escape
 from typing import Any
 
-from generator.report import unfinished_note
+from generator.report import templates_said, unfinished_note
 from generator.stats import wilson_interval
 
 __all__ = ["render_html"]
@@ -83,7 +83,7 @@ def _run(run: dict[str, Any]) -> str:
     parts = [
         f"<section class=run><h1>spotcheck report: {escape(run['run'])}</h1>",
         f"<p class=meta>model <code>{escape(str(run['model']))}</code> · task "
-        f"{escape(run['task'])} · template {escape(str(run['template']))} · "
+        f"{escape(run['task'])} · {escape(templates_said(run))} · "
         f"{run['cases']} cases ({run['truth']['unsafe']} unsafe, "
         f"{run['truth']['safe']} safe) · suite {escape(run['suite'])}</p>",
     ]

@@ -423,3 +423,28 @@ def test_report_command_searches_triples_when_asked(tmp_path: Path, capsys) -> N
     with pytest.raises(SystemExit) as exit_:
         main(["report", str(run), "--max-conditions", "4"])
     assert exit_.value.code == 2
+
+
+def test_a_run_over_several_domains_names_each_template(tmp_path: Path) -> None:
+    from generator.report_html import render_html
+
+    cases = [make_case(i, rules=["privileged"]) for i in range(4)]
+    run_dir = write_run(
+        tmp_path / "run",
+        write_suite(tmp_path / "suite", cases),
+        [answer(c, "safe") for c in cases],
+    )
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta["templates"] = {
+        "iam": {"id": "iam-verdict", "version": 1},
+        "k8s": {"id": "k8s-verdict", "version": 2},
+    }
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    report = build_report([run_dir])
+    said = "templates iam-verdict@1, k8s-verdict@2"
+    assert said in format_report(report)
+    assert said in render_html(report)
+    # One template: said as before.
+    meta["templates"] = {"k8s": {"id": "k8s-verdict", "version": 1}}
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    assert "template k8s-verdict@1 ·" in format_report(build_report([run_dir]))
