@@ -520,6 +520,18 @@ def _add_model_options(sub, *, batch_size: int | None, concurrency: int | None):
     engine.add_argument("--tensor-parallel-size", type=_positive_int, metavar="N")
     engine.add_argument("--data-parallel-size", type=_positive_int, metavar="N")
     engine.add_argument("--gpu-memory-utilization", type=float, metavar="FRACTION")
+    engine.add_argument(
+        "--dtype",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        help="weights' dtype in vLLM (its default downcasts fp32 to bf16; on a "
+        "CPU, float32 gives the transformers backend's log-probs)",
+    )
+    engine.add_argument(
+        "--enforce-eager",
+        action="store_true",
+        default=None,
+        help="no compiled graphs: starts in seconds instead of a minute or two",
+    )
     sub.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -562,6 +574,8 @@ def _run_run(args: argparse.Namespace) -> int:
             "tensor_parallel_size": args.tensor_parallel_size,
             "data_parallel_size": args.data_parallel_size,
             "gpu_memory_utilization": args.gpu_memory_utilization,
+            "dtype": args.dtype,
+            "enforce_eager": args.enforce_eager,
         },
     )
     counts = summary.get("counts", {})
@@ -1110,6 +1124,8 @@ def _run_fuzz(args: argparse.Namespace) -> int:
             "tensor_parallel_size": args.tensor_parallel_size,
             "data_parallel_size": args.data_parallel_size,
             "gpu_memory_utilization": args.gpu_memory_utilization,
+            "dtype": args.dtype,
+            "enforce_eager": args.enforce_eager,
         },
         report_every=args.report_every,
         progress=not args.no_progress,

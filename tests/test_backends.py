@@ -85,3 +85,40 @@ def test_unknown_backend_and_bad_budget_are_refused():
 def test_a_url_with_the_transformers_backend_points_at_openai(tmp_path):
     with pytest.raises(ModelError, match="--backend openai"):
         check_backend("transformers", "http://127.0.0.1:8000/v1", {})
+
+
+def test_vllm_engine_options_reach_the_engine_from_the_command_line(
+    suite, tmp_path, monkeypatch
+):
+    # A stand-in vllm module records what vllm.LLM was given; the run then
+    # stops at the first scoring call, which is all this test needs.
+    import sys
+    import types
+
+    from tinymodel import build_tiny_model
+
+    given = {}
+
+    class Engine:
+        def __init__(self, model, **options):
+            given.update(options, model=model)
+            raise RuntimeError("stand-in engine: stop here")
+
+    fake = types.ModuleType("vllm")
+    fake.LLM = Engine
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    monkeypatch.setattr(
+        "generator.run.backends_vllm.check_vllm", lambda model: None, raising=True
+    )
+    monkeypatch.setattr(backends, "check_backend", lambda *args: None)
+    monkeypatch.setattr("generator.run.runner.check_backend", lambda *args: None)
+    model = build_tiny_model(tmp_path / "tiny")
+    argv = ["run", "--suite", str(suite), "--model", str(model), "--backend", "vllm",
+            "--out", str(tmp_path / "run"), "--dtype", "float32", "--enforce-eager",
+            "--tensor-parallel-size", "2", "--no-progress"]  # fmt: skip
+    with pytest.raises(RuntimeError, match="stand-in engine"):
+        main(argv)
+    assert given["dtype"] == "float32" and given["enforce_eager"] is True
+    assert given["tensor_parallel_size"] == 2
+    # Options not given are left to vLLM's own defaults.
+    assert "gpu_memory_utilization" not in given and "data_parallel_size" not in given

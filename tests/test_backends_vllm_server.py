@@ -209,6 +209,8 @@ def test_vllm_backend_in_process_agrees_with_transformers(
         "--suite", str(suite),
         "--model", checkpoint,
         "--backend", "vllm",
+        "--dtype", "float32",
+        "--enforce-eager",
         "--out", str(out),
         "--no-progress",
     ]  # fmt: skip
