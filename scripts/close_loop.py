@@ -101,8 +101,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "close-loop-out")
     parser.add_argument("--model", default="demo")
     # Sized for 2 CPU cores without fast bf16, where the demo model reads
-    # ~250 tokens/s: 32 minutes in all, measured (see the README).
-    parser.add_argument("--fuzz-cases", type=int, default=160)
+    # ~250 tokens/s: under 30 minutes in all, measured (see the README).
+    parser.add_argument("--fuzz-cases", type=int, default=100)
     parser.add_argument("--eval-count", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--learning-rate", type=float, default=2e-4)

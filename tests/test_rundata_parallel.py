@@ -150,3 +150,8 @@ def test_tasks_cover_every_suite_byte_once_at_line_starts(
         assert pieces[0][0] == 0 and pieces[-1][1] == len(data)
         for (_, end), (start, _) in zip(pieces, pieces[1:], strict=False):
             assert end == start and data[start - 1 : start] == b"\n"
+
+
+def test_an_empty_run_on_an_empty_suite_reads_as_empty(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path / "run", write_suite(tmp_path / "suite", []), [])
+    assert read(run_dir, 2) == read(run_dir, 1) == []
