@@ -214,7 +214,12 @@ class Run:
                 f"not in suite {self.suite_dir}; the run belongs to another suite"
             )
         cases.seek(offset)
-        case = _loads(cases.readline())
+        path = self.suite_dir / "cases.jsonl"
+        try:
+            case = _loads(cases.readline())
+        except ValueError:
+            number = _line_number(path, offset)
+            raise SuiteError(f"{path}:{number}: not a case line") from None
         if not isinstance(case, dict) or case.get("id") != case_id:
             # Only possible if the quick id scan in _index misread
             # a hand-written line; never pair an answer with another case.
@@ -686,6 +691,9 @@ _SHARED: tuple[Run, Callable[[], Any], _Answers, dict[Path, frozenset[int]]] | N
 # Stretches of suite files one process reads: (cases.jsonl, first byte, end
 # byte or None), whole lines each.
 Task = list[tuple[Path, int, int | None]]
+# What a process read of one stretch: the file, the answers it paired, their
+# cases' offsets, and the ids of its other lines.
+Piece = tuple[Path, array, array, list[str]]
 
 
 def scan_records(
@@ -727,12 +735,30 @@ def scan_records(
     finally:
         _SHARED = None
     logger.info("scan %s: read in %.1f s", run.label, time.monotonic() - started)
-    answers.check([hits for _, pieces in done for _, hits, _ in pieces])
-    for _, pieces in done:
-        for path, hits, offsets in pieces:
-            seen = run.indexes.seen.setdefault(path, {})
-            seen.update(zip(map(answers.ids.__getitem__, hits), offsets, strict=True))
+    pieces = [piece for _, done_pieces in done for piece in done_pieces]
+    answers.check([hits for _, hits, _, _ in pieces])
+    _check_once(pieces, answers)
+    for path, hits, offsets, _ in pieces:
+        seen = run.indexes.seen.setdefault(path, {})
+        seen.update(zip(map(answers.ids.__getitem__, hits), offsets, strict=True))
     return [accumulator for accumulator, _ in done]
+
+
+def _check_once(pieces: list[Piece], answers: _Answers) -> None:
+    """No case id on two lines of one suite file (as the serial read's index
+    finds); answered ones were checked by ``_Answers.check``."""
+    others: dict[Path, list[str]] = {}
+    for path, _, _, ids in pieces:
+        others.setdefault(path, []).extend(ids)
+    for path, ids in others.items():
+        if not ids:
+            continue
+        paired = {answers.ids[k] for p, hits, _, _ in pieces if p == path for k in hits}
+        seen: set[str] = set()
+        for case_id in ids:
+            if case_id in seen or case_id in paired:
+                raise _twice(path, case_id)
+            seen.add(case_id)
 
 
 def _scan_serially(run: Run, make: Callable[[], A]) -> A:
@@ -783,12 +809,14 @@ class _Answers:
                     continue
                 # A last line with no newline may be torn: parse it to know.
                 torn = offset + len(line) == size
-                case_id = None if torn else _quick_id(line, b'"case_id":"')
+                case_id = None if torn else _top_level_id(line)
                 if case_id is None:
                     case_id = _result_id(line, path, number, torn)
                     if case_id is None:
                         break
                 if case_id in answers.numbers:
+                    # The serial read parses every line: so must a repeat be.
+                    _result_id(line, path, number, torn)
                     _warn_repeat(path, number, case_id)
                     continue
                 answers.numbers[case_id] = len(answers.part)
@@ -841,6 +869,16 @@ class _Answers:
         raise _twice(part.suite_dir / "cases.jsonl", case_id)
 
 
+def _top_level_id(line: bytes) -> str | None:
+    """The quick id of a result line, trusted only where no object opens
+    before it (a result line as the runner writes it starts with its
+    answer, then its case id); else None, and the line is parsed."""
+    at = line.find(b'"case_id":"')
+    if at < 0 or line.find(b"{", 1, at) >= 0:
+        return None
+    return _quick_id(line, b'"case_id":"')
+
+
 def _result_id(line: bytes, path: Path, number: int, torn: bool) -> str | None:
     """The case id of a result line the quick scan could not read; None for
     a torn last line (a run killed mid-write), which is skipped."""
@@ -880,9 +918,10 @@ def _tasks(suites: list[Path], jobs: int) -> list[Task]:
     return [task for task in tasks if task]
 
 
-def _scan_forked(task: Task) -> tuple[Any, list[tuple[Path, array, array]]]:
+def _scan_forked(task: Task) -> tuple[Any, list[Piece]]:
     """One task's case lines, each answered case with its result; per piece
-    of the task, the answers paired and their cases' offsets."""
+    of the task, the answers paired, their cases' offsets, and the ids of
+    the lines not paired (so that a case on two lines is found)."""
     assert _SHARED is not None
     run, make, answers, owners = _SHARED
     accumulator = make()
@@ -891,29 +930,42 @@ def _scan_forked(task: Task) -> tuple[Any, list[tuple[Path, array, array]]]:
     try:
         for path, start, end in task:
             parts, hits, offsets = owners[path], array("i"), array("q")
+            others: list[str] = []
             for offset, line in _lines(path, start, end):
                 if not line or line.isspace():
                     continue
                 # Parsed whole at once: nearly every case of a run was
                 # answered, and the id comes after the config in the line.
-                try:
-                    case = _loads(line)
-                    case_id = case["id"]
-                    paired = answers.pair(case_id, parts, handles)
-                except (ValueError, KeyError, TypeError):
-                    number = _line_number(path, offset)
-                    raise SuiteError(f"{path}:{number}: not a case line") from None
-                if paired is None:
+                paired = _paired(line, path, offset, answers, parts, handles)
+                if isinstance(paired, str):
+                    others.append(paired)
                     continue
-                number, result, results_path, line_number = paired
+                case, (number, result, results_path, line_number) = paired
                 _add(accumulator, case, result, results_path, line_number)
                 hits.append(number)
                 offsets.append(offset)
-            pieces.append((path, hits, offsets))
+            pieces.append((path, hits, offsets, others))
     finally:
         for handle in handles.values():
             handle.close()
     return accumulator, pieces
+
+
+def _paired(line, path, offset, answers, parts, handles) -> Any:
+    """(case, its answer) for an answered case line; the line's id if it is
+    not answered here. As in the serial read, a line no answer names need
+    only show its id; an answered one must be a case."""
+    try:
+        case = _loads(line)
+        case_id = case["id"]
+        paired = answers.pair(case_id, parts, handles)
+    except (ValueError, KeyError, TypeError):
+        case_id = _quick_id(line, b'"id":"')
+        if case_id is None or answers.pair(case_id, parts, handles) is not None:
+            number = _line_number(path, offset)
+            raise SuiteError(f"{path}:{number}: not a case line") from None
+        return case_id
+    return case_id if paired is None else (case, paired)
 
 
 def _line_number(path: Path, offset: int) -> int:

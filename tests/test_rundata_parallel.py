@@ -155,3 +155,64 @@ def test_tasks_cover_every_suite_byte_once_at_line_starts(
 def test_an_empty_run_on_an_empty_suite_reads_as_empty(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path / "run", write_suite(tmp_path / "suite", []), [])
     assert read(run_dir, 2) == read(run_dir, 1) == []
+
+
+def partly(tmp_path: Path) -> tuple[Path, Path, list]:
+    """A 40-case suite with only its first 10 cases answered."""
+    cases = [make_case(i, rules=["privileged"]) for i in range(40)]
+    suite = write_suite(tmp_path / "suite", cases) / "cases.jsonl"
+    results = [answer(c, "safe") for c in cases[:10]]
+    return write_run(tmp_path / "run", suite.parent, results), suite, cases
+
+
+def test_a_broken_line_repeating_an_answered_case_fails_both_reads(
+    tmp_path: Path,
+) -> None:
+    run_dir, cases, _ = planted(tmp_path)
+    path = run_dir / "results.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    lines.insert(10, f'{{"case_id":"{cases[3].id}","answer":BROKEN\n')
+    path.write_text("".join(lines))
+    refused(run_dir, r"results.jsonl:11: not JSON")
+
+
+def test_a_broken_answered_case_line_is_one_error_line_in_both_reads(
+    tmp_path: Path,
+) -> None:
+    run_dir, suite, cases = partly(tmp_path)
+    lines = suite.read_text().splitlines(keepends=True)
+    lines[3] = f'{{"id":"{cases[3].id}","config":BROKEN\n'
+    suite.write_text("".join(lines))
+    rehash(run_dir, suite)
+    refused(run_dir, r"cases.jsonl:4: not a case line")
+
+
+def test_unanswered_lines_are_judged_alike_by_both_reads(tmp_path: Path) -> None:
+    run_dir, suite, cases = partly(tmp_path)
+    whole = suite.read_text()
+    # An unanswered case on two lines is refused by both.
+    suite.write_text(whole + dumps_line(cases[30]))
+    rehash(run_dir, suite)
+    refused(run_dir, f"case {cases[30].id} is on two lines")
+    # A broken line that no answer names, but whose id can be read, is no
+    # concern of this run: both reads pass it by.
+    suite.write_text(whole + '{"id":"k8s-000099","config":BROKEN\n')
+    rehash(run_dir, suite)
+    assert read(run_dir, 2) == read(run_dir, 1)
+    assert len(read(run_dir, 1)) == 10
+
+
+def test_a_nested_case_id_does_not_move_an_answer(tmp_path: Path) -> None:
+    # A hand-written result line: spaced top-level keys, and a compact
+    # "case_id" inside a nested object. Its answer belongs to the top one.
+    run_dir, suite, cases = partly(tmp_path)
+    line = json.loads(dumps_line(answer(cases[20], "unsafe")))
+    line["detail"] = {"case_id": cases[21].id}
+    text = json.dumps(line, separators=(", ", ": "))
+    text = text.replace(f'"case_id": "{cases[21].id}"', f'"case_id":"{cases[21].id}"')
+    with open(run_dir / "results.jsonl", "a") as handle:
+        handle.write(text + "\n")
+    serial = read(run_dir, 1)
+    assert read(run_dir, 2) == serial
+    assert (cases[20].id, "unsafe") in serial
+    assert all(case_id != cases[21].id for case_id, _ in serial)
