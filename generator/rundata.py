@@ -684,9 +684,8 @@ A = TypeVar("A", bound=Accumulator)
 
 # What forked workers inherit: the run, the accumulator factory, its
 # answers, and which parts ran on each suite file. Set only while a scan runs.
-_SHARED: tuple[Run, Callable[[], Any], _Answers, dict[Path, frozenset[int]]] | None = (
-    None
-)
+Shared = tuple[Run, Callable[[], Any], "_Answers", dict[Path, frozenset[int]]]
+_SHARED: Shared | None = None
 
 # Stretches of suite files one process reads: (cases.jsonl, first byte, end
 # byte or None), whole lines each.
@@ -801,8 +800,7 @@ class _Answers:
     def of(cls, run: Run) -> _Answers:
         """One pass over every results.jsonl of the run, in part order."""
         answers = cls(run)
-        for index, part in enumerate(run.members):
-            path = part.run_dir / "results.jsonl"
+        for index, path in enumerate(answers.paths):
             size = path.stat().st_size
             for number, (offset, line) in enumerate(_lines(path), start=1):
                 if not line or line.isspace():
@@ -855,18 +853,16 @@ class _Answers:
                 counts[number] = 1
         missing = counts.find(0)
         if missing >= 0:
-            part = self.run.members[self.part[missing]]
-            case_id = next(k for k, v in self.numbers.items() if v == missing)
+            suite = self.run.members[self.part[missing]].suite_dir
             raise SuiteError(
-                f"{part.run_dir / 'results.jsonl'}:{self.line[missing]}: case "
-                f"{case_id} is not in suite {part.suite_dir}; the run belongs "
+                f"{self.paths[self.part[missing]]}:{self.line[missing]}: case "
+                f"{self.ids[missing]} is not in suite {suite}; the run belongs "
                 "to another suite"
             )
 
     def _raise_twice(self, number: int) -> None:
-        part = self.run.members[self.part[number]]
-        case_id = next(k for k, v in self.numbers.items() if v == number)
-        raise _twice(part.suite_dir / "cases.jsonl", case_id)
+        suite = self.run.members[self.part[number]].suite_dir
+        raise _twice(suite / "cases.jsonl", self.ids[number])
 
 
 def _top_level_id(line: bytes) -> str | None:
@@ -906,9 +902,8 @@ def _tasks(suites: list[Path], jobs: int) -> list[Task]:
             while size - start > room:
                 handle.seek(start + room)
                 handle.readline()
-                cut = handle.tell()
-                if cut > start:
-                    tasks[-1].append((path, start, cut if cut < size else None))
+                cut = handle.tell()  # past start: room is at least one byte
+                tasks[-1].append((path, start, cut if cut < size else None))
                 start = cut
                 tasks.append([])
                 room = share

@@ -106,10 +106,18 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--eval-count", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--learning-rate", type=float, default=2e-4)
-    parser.add_argument("--max-tokens", type=int, default=768,
-                        help="training examples longer than this are left out")  # fmt: skip
-    parser.add_argument("--train-layers", type=int, default=6,
-                        help="train the last N transformer blocks (0: all)")  # fmt: skip
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=768,
+        help="training examples longer than this are left out",
+    )
+    parser.add_argument(
+        "--train-layers",
+        type=int,
+        default=6,
+        help="train the last N transformer blocks (0: all)",
+    )
     parser.add_argument("--fuzz-seed", type=int, default=1)
     parser.add_argument("--eval-seed", type=int, default=2)
     return parser.parse_args()

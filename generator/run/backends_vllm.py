@@ -6,8 +6,8 @@ checkpoint directory as for transformers: vLLM 0.32 has no GGUF loader).
 ``tensor_parallel_size``, ``data_parallel_size``, ``dtype``,
 ``gpu_memory_utilization``, ``max_model_len`` and ``enforce_eager`` are
 passed through to the engine unchanged (on a CPU, ``dtype="float32"`` and
-``enforce_eager`` give transformers' log-probs and a quick start); vLLM batches and schedules on its own, so
-``max_batch_tokens`` is not used here.
+``enforce_eager`` give transformers' log-probs and a quick start); vLLM
+batches and schedules on its own, so ``max_batch_tokens`` is not used here.
 
 Scoring renders the chat with the model's own template and asks for
 ``prompt_logprobs`` over prompt + option + end-of-turn, reading the

@@ -101,10 +101,11 @@ class Journal:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def check_identity(self, identity: tuple[str, str, str, int]) -> None:
+    def check_identity(self, result: Result) -> None:
         """Refuse to add results of another task or model, or of another
         version of a template, to this run."""
-        task, model, template, version = identity
+        task, model = result.task, result.model_id
+        template, version = result.template_id, result.template_version
         if self.identity not in (None, (task, model)):
             old_task, old_model = self.identity
             raise SuiteError(

@@ -514,7 +514,7 @@ def _run_batches(
             batch = pending.pop(domain)
             results = runner(domain, batch)
             # Known only once the model is loaded: refuse to mix runs.
-            journal.check_identity(_identity(results[0]))
+            journal.check_identity(results[0])
             journal.append(results)
             bar.update(len(batch))
             for result in results:
@@ -528,10 +528,6 @@ def _run_batches(
                 flush(case.domain)
         for domain in list(pending):
             flush(domain)
-
-
-def _identity(result: Result) -> tuple[str, str, str, int]:
-    return (result.task, result.model_id, result.template_id, result.template_version)
 
 
 def _summary(out: Path, **run: Any) -> dict[str, Any]:
