@@ -15,13 +15,22 @@ one after the other, so the shared machine's load moves both alike:
   "meets" (safe), the demo model's usual wording.
 
 The naive side's cost is the same prompt pass plus one decoding step per
-new token, so the ratio depends on that budget. Measured here on 64 cases
-under a shared machine's load: with 32 new tokens (every answer held a
-verdict) 3.54x (runner 6.2 s/case, naive 21.8 s/case; another process ran
-beside part of the naive half); with 8 (too few: none of the 64 answers
-held a verdict) 1.70x. The runner itself costs about 1.15x a bare unpadded
-forward pass of each prompt, so what is left to gain on a CPU is prompt
-tokens not computed at all (longer shared prefixes), not batching.
+new token, so the ratio depends on that budget. Measured on this 2-core host,
+quiet, 64 cases (2026-12-05): 2.21x (runner 2.27 s/case, naive 5.01 s/case;
+32 new tokens, every answer held a verdict). With 8 new tokens (too few:
+none of 64 answers held a verdict) the ratio was 1.70x. An earlier 3.54x was
+measured while another process loaded the machine, which slows the naive
+side's many small decoding steps more than the runner's large matrix
+products; do not trust a ratio measured under load.
+
+Why about 2.2x is the ceiling here: a bare forward pass of a 460-token
+prompt takes 2.1 s (matrix products at ~65 GFLOP/s, what MKL reaches on
+these two cores), the naive side's 32 decoding steps about 2.9 s, and the
+runner costs about 1.1x a bare pass. A runner that computes every prompt
+token once cannot beat (prompt pass + decoding) / prompt pass, about 2.4x;
+reusing prefixes shared between cases (not only the template's) would
+compute about 1.2x fewer tokens on generated suites (measured on k8s and
+IAM suites), still short of 4x.
 
 Each side's time includes loading the model from the converted checkpoint
 cache (about 3 s; run ``spotcheck run --model demo`` once first so that the
