@@ -28,10 +28,13 @@ and feature numbers are kept, and slices are bitsets over case rows.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import multiprocessing
 from array import array
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -348,6 +351,112 @@ class CaseRows:
         self._count += other._count
         self._postings = None
 
+    def columns(self) -> dict[str, Any]:
+        """These rows as plain lists and numpy arrays (``from_columns``)."""
+        self._settle()
+        return {
+            "ids": self.ids,
+            "verdicts": self.verdicts,
+            "features": self.features,
+            "sizes": np.frombuffer(self.sizes, dtype=np.int64),
+            "flat": np.frombuffer(self._flat, dtype=np.int32),
+            "ends": np.frombuffer(self._ends, dtype=np.int64),
+        }
+
+    @classmethod
+    def from_columns(cls, columns: dict[str, Any]) -> CaseRows:
+        """Rows saved by ``columns``, with no failures."""
+        rows = cls()
+        rows.ids = list(columns["ids"])
+        rows.verdicts = list(columns["verdicts"])
+        rows.failures = [None] * len(rows.ids)
+        rows.features = [tuple(feature) for feature in columns["features"]]
+        rows.index = {_name(*f): n for n, f in enumerate(rows.features)}
+        rows.sizes.frombytes(np.asarray(columns["sizes"], np.int64).tobytes())
+        rows._flat.frombytes(np.asarray(columns["flat"], np.int32).tobytes())
+        rows._ends.frombytes(np.asarray(columns["ends"], np.int64).tobytes())
+        rows._count = int(rows._ends[-1]) if rows._ends else 0
+        return rows
+
+    def select(self, rows: Any, failures: list[str | None]) -> CaseRows:
+        """These rows (ascending numpy ints) alone, each with its failure
+        kind, numbered as here: the answered cases of an indexed suite.
+        Selecting every row shares these rows' storage."""
+        self._settle()
+        if len(rows) == len(self):  # every row, as rows are distinct
+            picked = copy.copy(self)
+            picked.failures = failures
+            return picked
+        picked = CaseRows()
+        picked.ids = list(map(self.ids.__getitem__, rows.tolist()))
+        picked.verdicts = list(map(self.verdicts.__getitem__, rows.tolist()))
+        picked.failures = failures
+        picked.sizes.frombytes(np.frombuffer(self.sizes, np.int64)[rows].tobytes())
+        picked.index = dict(self.index)
+        picked.features = list(self.features)
+
+        # Each picked row's stretch of the flat numbers, gathered in one go.
+        ends = np.frombuffer(self._ends, dtype=np.int64)
+        starts = np.concatenate(([0], ends[:-1]))[rows]
+        widths = ends[rows] - starts
+        new_ends = np.cumsum(widths)
+        gather = np.arange(int(new_ends[-1]) if len(rows) else 0, dtype=np.int64)
+        gather += np.repeat(starts - (new_ends - widths), widths)
+        flat = np.frombuffer(self._flat, dtype=np.int32)[gather]
+        picked._flat.frombytes(flat.tobytes())
+        picked._ends.frombytes(new_ends.astype(np.int64).tobytes())
+        picked._count = int(new_ends[-1]) if len(rows) else 0
+        return picked
+
+
+# Rows from which each failure kind is searched in a forked process of its
+# own (where the platform forks): at a million rows a kind takes seconds.
+PARALLEL_ROWS = 200_000
+# What the forked searches inherit; set only while they run.
+_SHARED: tuple | None = None
+
+
+def _searches(rows: CaseRows, kinds: list[str], *shared: Any) -> dict[str, Any]:
+    """Each kind's SliceSearch with its slices tried, by kind."""
+    global _SHARED
+    postings = rows.postings  # made once, before any fork
+    can_fork = "fork" in multiprocessing.get_all_start_methods()
+    if len(kinds) < 2 or len(rows) < PARALLEL_ROWS or not can_fork:
+        return {kind: _tried(rows, kind, *shared) for kind in kinds}
+    _SHARED = (rows, shared)
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(len(kinds), mp_context=context) as pool:
+            searches = dict(zip(kinds, pool.map(_tried_forked, kinds), strict=True))
+    finally:
+        _SHARED = None
+    for search in searches.values():
+        search.attach(postings)
+    return searches
+
+
+def _tried_forked(kind: str) -> SliceSearch:
+    """``_tried`` in a forked process; the postings stay behind (the parent
+    has them)."""
+    assert _SHARED is not None
+    rows, shared = _SHARED
+    search = _tried(rows, kind, *shared)
+    search.detach()
+    return search
+
+
+def _tried(rows: CaseRows, kind: str, keys, order, settings) -> SliceSearch:
+    wanted = _POPULATION.get(kind)
+    population = (
+        bytearray(b"\1") * len(rows)
+        if wanted is None
+        else _flags(rows.verdicts, wanted)
+    )
+    failed = _flags(rows.failures, kind)
+    search = SliceSearch(rows.postings, keys, order, population, failed, settings)
+    search.try_slices()
+    return search
+
 
 def _postings(flat: array, ends: array, count: int) -> list[Any]:
     """Invert row -> features into feature -> rows, rows ascending."""
@@ -383,6 +492,15 @@ def _postings(flat: array, ends: array, count: int) -> list[Any]:
 _NUMBERS = (bool, int, float)
 
 
+def _name(key: str, value: TagValue) -> tuple:
+    """How ``CaseRows.index`` files a feature (see ``_tag_numbers``)."""
+    if key in _DERIVED:
+        return ("", key, value)
+    if isinstance(value, str):
+        return (key, value)
+    return (key, type(value), value)
+
+
 def slice_counts(
     rows: CaseRows, kind: str, conditions: Iterable[Feature]
 ) -> tuple[int, int]:
@@ -394,13 +512,7 @@ def slice_counts(
     """
     members: set[int] | None = None
     for key, value in conditions:
-        if key in _DERIVED:
-            name: tuple = ("", key, value)
-        elif isinstance(value, str):
-            name = (key, value)
-        else:
-            name = (key, type(value), value)
-        number = rows.index.get(name)
+        number = rows.index.get(_name(key, value))
         if number is None:
             return 0, 0
         found = set(rows.postings[number])
@@ -500,18 +612,7 @@ def search_rows(
         {kind for kind in rows.failures if kind},
         key=lambda k: (KIND_ORDER.index(k) if k in KIND_ORDER else len(KIND_ORDER), k),
     )
-    searches = {}
-    for kind in kinds:
-        wanted = _POPULATION.get(kind)
-        population = (
-            bytearray(b"\1") * len(rows)
-            if wanted is None
-            else _flags(rows.verdicts, wanted)
-        )
-        failed = _flags(rows.failures, kind)
-        search = SliceSearch(rows.postings, keys, order, population, failed, settings)
-        search.try_slices()
-        searches[kind] = search
+    searches = _searches(rows, kinds, keys, order, settings)
 
     # One family of tests for the whole run, so the false discovery rate holds
     # for the report as a whole and not once per failure kind.

@@ -29,6 +29,7 @@ from generator.errors import InvalidArgument
 from generator.records import RELATIONS
 from generator.rundata import Run, load_runs, scan_records
 from generator.stats import newcombe_interval, wilson_interval
+from generator.suite_index import join
 
 __all__ = [
     "REPORT_VERSION",
@@ -123,12 +124,7 @@ class _Tally:
         # A repair is judged on its own config, so only verdicts are compared.
         siblings = case.get("siblings")
         if siblings and task == "verdict":
-            self.linked[case["id"]] = (answer, correct)
-            for relation, other in siblings.items():
-                if other == case["id"]:
-                    continue  # a case is no sibling of its own
-                low, high = sorted((case["id"], str(other)))
-                self.pairs.add((relation, low, high))
+            self._link(case["id"], siblings, answer, correct)
 
     def settle(self) -> None:
         """The counters from the rows counted so far (once, after merging)."""
@@ -154,6 +150,30 @@ class _Tally:
                 counts[failure] += count
         self._keys.clear()
 
+    def add_joined(self, index: Any, rows: Any, fields: list[tuple]) -> None:
+        """The answered ``rows`` of a suite index (``generator.suite_index``),
+        each with its result's (task, answer, correct, failure): the counts
+        ``add`` makes of the same cases and results."""
+        table = index.key_table
+        codes = index.keys[rows].tolist()
+        for (code, said), count in Counter(zip(codes, fields, strict=True)).items():
+            verdict, family, rules = table[code]
+            task, answer, correct, failure = said
+            self._keys[verdict, correct, failure, answer, task, family, rules] += count
+        ids = index.rows.ids
+        for row, (task, answer, correct, _) in zip(rows.tolist(), fields, strict=True):
+            siblings = index.siblings.get(row)
+            if siblings and task == "verdict":
+                self._link(ids[row], siblings, answer, correct)
+
+    def _link(self, case_id: str, siblings: dict, answer: Any, correct: bool) -> None:
+        self.linked[case_id] = (answer, correct)
+        for relation, other in siblings.items():
+            if other == case_id:
+                continue  # a case is no sibling of its own
+            low, high = sorted((case_id, str(other)))
+            self.pairs.add((relation, low, high))
+
 
 class _Part:
     """What one process collects from its stretch of a run."""
@@ -161,6 +181,25 @@ class _Part:
     def __init__(self) -> None:
         self.tally = _Tally()
         self.rows = CaseRows()
+
+    @classmethod
+    def joined(cls, run: Run, jobs: int) -> _Part | None:
+        """The run's answers joined with its suites' indexes, or None where a
+        suite has none (``generator.suite_index``)."""
+        found = join(run, jobs=jobs)
+        if found is None:
+            return None
+        part = cls()
+        for index, rows, numbers in found.suites:
+            fields = list(map(found.answers.fields.__getitem__, numbers.tolist()))
+            part.tally.add_joined(index, rows, fields)
+            failures = [None if said[2] else said[3] for said in fields]
+            picked = index.rows.select(rows, failures)
+            if len(part.rows):
+                part.rows.merge(picked)
+            else:
+                part.rows = picked
+        return part
 
     def add(self, case: dict[str, Any], result: dict[str, Any]) -> None:
         self.tally.add(case, result)
@@ -293,7 +332,7 @@ def _run_report(
     """The run's report dict and (``keep_rows``) its cluster rows, which a
     comparison needs to count another run's slices in this one."""
     settings = _cluster_settings(cluster_options)
-    parts = scan_records(run, _Part if with_clusters else _Counts, jobs=jobs)
+    parts = _read(run, with_clusters, jobs)
     tally, rows = parts[0].tally, parts[0].rows
     for part in parts[1:]:
         tally.merge(part.tally)
@@ -340,6 +379,22 @@ def _run_report(
         "leads": [_with_example(run, c.to_dict()) for c in leads],
     }
     return report, rows if keep_rows and with_clusters else None
+
+
+# A run whose results hold at least this many bytes is joined with its
+# suites' indexes (made on first use, kept in the cache) rather than read
+# with each answered case line parsed: a million-case report's main cost.
+INDEX_MIN_BYTES = 1 << 25
+
+
+def _read(run: Run, with_clusters: bool, jobs: int) -> list[_Part]:
+    """What the report counts, from indexes where that pays, else by a scan."""
+    size = sum((m.run_dir / "results.jsonl").stat().st_size for m in run.members)
+    if with_clusters and size >= INDEX_MIN_BYTES:
+        part = _Part.joined(run, jobs)
+        if part is not None:
+            return [part]
+    return scan_records(run, _Part if with_clusters else _Counts, jobs=jobs)
 
 
 def _suites_said(suites: list[tuple[Path, str]]) -> str:

@@ -792,6 +792,9 @@ class _Answers:
         self.part = array("i")
         self.offset = array("q")
         self.line = array("q")
+        # With ``of(run, fields=True)``: per answer, what a report counts of
+        # its result (``result_fields``).
+        self.fields: list[tuple] = []
 
     def __len__(self) -> int:
         return len(self.part)
@@ -822,6 +825,57 @@ class _Answers:
                 answers.part.append(index)
                 answers.offset.append(offset)
                 answers.line.append(number)
+        return answers
+
+    @classmethod
+    def parsed(cls, run: Run, *, jobs: int = 1) -> _Answers:
+        """As ``of``, with every result parsed and its ``result_fields``
+        kept in ``fields``; stretches of the results files are read by
+        ``jobs`` forked processes (where the platform forks)."""
+        answers = cls(run)
+        units = []
+        for task in _tasks(answers.paths, jobs):
+            for path, start, end in task:
+                part = answers.paths.index(path)
+                units.append((part, path, start, end, _line_number(path, start)))
+        if len(units) > 1 and "fork" in multiprocessing.get_all_start_methods():
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(min(jobs, len(units)), mp_context=context) as pool:
+                done = list(pool.map(_parsed_stretch, units))
+        else:
+            done = list(map(_parsed_stretch, units))
+        for (part, path, *_), (ids, offsets, numbers, fields) in zip(
+            units, done, strict=True
+        ):
+            if answers.numbers.keys().isdisjoint(ids) and len(set(ids)) == len(ids):
+                # No repeats (a resumed run's): the stretch as it is.
+                errors = [said for said in fields if isinstance(said, SuiteError)]
+                if errors:
+                    raise errors[0]
+                first = len(answers)
+                answers.numbers.update(
+                    zip(ids, range(first, first + len(ids)), strict=True)
+                )
+                answers.ids += ids
+                answers.part.extend(array("i", [part]) * len(ids))
+                answers.offset += offsets
+                answers.line += numbers
+                answers.fields += fields
+                continue
+            for case_id, offset, number, said in zip(
+                ids, offsets, numbers, fields, strict=True
+            ):
+                if case_id in answers.numbers:
+                    _warn_repeat(path, number, case_id)
+                    continue
+                if isinstance(said, SuiteError):
+                    raise said
+                answers.numbers[case_id] = len(answers.part)
+                answers.ids.append(case_id)
+                answers.part.append(part)
+                answers.offset.append(offset)
+                answers.line.append(number)
+                answers.fields.append(said)
         return answers
 
     def pair(self, case_id: str, parts: frozenset[int], handles: dict) -> Any:
@@ -865,6 +919,31 @@ class _Answers:
         raise _twice(suite / "cases.jsonl", self.ids[number])
 
 
+def _parsed_stretch(unit: tuple) -> tuple[list, array, array, list]:
+    """Every result line of a stretch of a results file, parsed: their case
+    ids, offsets, line numbers and ``result_fields`` (repeats included; a
+    line whose fields are malformed has the error, raised if it counts)."""
+    _, path, start, end, first = unit
+    size = path.stat().st_size
+    ids, offsets, numbers, fields = [], array("q"), array("q"), []
+    interned: dict[tuple, tuple] = {}
+    for number, (offset, line) in enumerate(_lines(path, start, end), start=first):
+        if not line or line.isspace():
+            continue
+        result = _parsed_result(line, path, number, offset + len(line) == size)
+        if result is None:
+            break
+        ids.append(result["case_id"])
+        offsets.append(offset)
+        numbers.append(number)
+        try:
+            said = result_fields(result, path, number)
+            fields.append(interned.setdefault(said, said))
+        except SuiteError as exc:
+            fields.append(exc)
+    return ids, offsets, numbers, fields
+
+
 def _top_level_id(line: bytes) -> str | None:
     """The quick id of a result line, trusted only where no object opens
     before it (a result line as the runner writes it starts with its
@@ -878,8 +957,18 @@ def _top_level_id(line: bytes) -> str | None:
 def _result_id(line: bytes, path: Path, number: int, torn: bool) -> str | None:
     """The case id of a result line the quick scan could not read; None for
     a torn last line (a run killed mid-write), which is skipped."""
+    result = _parsed_result(line, path, number, torn)
+    return None if result is None else _case_id(result)
+
+
+def _parsed_result(
+    line: bytes, path: Path, number: int, torn: bool
+) -> dict[str, Any] | None:
+    """A result line parsed, its case id checked; None for a torn last line
+    (a run killed mid-write), which is skipped."""
     try:
-        return _case_id(_loads(line))
+        result = _loads(line)
+        _case_id(result)
     except ValueError as exc:
         if torn:
             logger.warning("%s:%d: torn last line skipped", path, number)
@@ -887,6 +976,26 @@ def _result_id(line: bytes, path: Path, number: int, torn: bool) -> str | None:
         raise SuiteError(f"{path}:{number}: not JSON: {exc}") from None
     except (KeyError, TypeError) as exc:
         raise SuiteError(f"{path}:{number}: malformed record: {exc!r}") from None
+    return result
+
+
+def result_fields(result: dict[str, Any], path: Path, number: int) -> tuple:
+    """(task, answer, correct, failure) as a report counts them: an answer
+    other than safe or unsafe is None, ``correct`` a bool."""
+    try:
+        answer = result.get("answer")
+        said = (
+            result["task"],
+            answer if answer in ("safe", "unsafe") else None,
+            bool(result["correct"]),
+            result.get("failure"),
+        )
+        hash(said)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise SuiteError(
+            f"{path}:{number}: malformed record (or its case): {exc!r}"
+        ) from None
+    return said
 
 
 def _tasks(suites: list[Path], jobs: int) -> list[Task]:
@@ -964,9 +1073,13 @@ def _paired(line, path, offset, answers, parts, handles) -> Any:
 
 
 def _line_number(path: Path, offset: int) -> int:
-    """The line number at a byte offset (for error messages only)."""
+    """The number of the line at a byte offset, counted in blocks."""
+    count = 1
     with open(path, "rb") as handle:
-        return handle.read(offset).count(b"\n") + 1
+        while offset > 0 and (block := handle.read(min(offset, 1 << 24))):
+            count += block.count(b"\n")
+            offset -= len(block)
+    return count
 
 
 def _record(build: Any, data: dict[str, Any], path: Path, number: int) -> Any:

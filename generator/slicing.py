@@ -162,6 +162,25 @@ class SliceSearch:
                 kept[item.mask] = item
         self.candidates = list(kept.values())
 
+    def detach(self) -> None:
+        """Leave only what is cheap to send to another process: no postings
+        (the receiver has them) and no slice bitsets (``attach`` remakes
+        them from the features' bitsets, which stay)."""
+        self.postings = []
+        by_mask = {item.mask: item.features for item in self.candidates}
+        self.aliases = {by_mask[mask]: names for mask, names in self.aliases.items()}
+        for item in self.candidates:
+            item.mask = 0
+
+    def attach(self, postings: list[array]) -> None:
+        """Undo ``detach`` with the sender's postings."""
+        self.postings = postings
+        for item in self.candidates:
+            item.mask = self.mask_of(item.features)
+        self.aliases = {
+            self.mask_of(features): names for features, names in self.aliases.items()
+        }
+
     def _single_counts(self, number: int) -> tuple[int, int, object]:
         """Support and failures of one feature, and its rows as a hashable."""
         if np is None:
