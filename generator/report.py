@@ -105,6 +105,8 @@ class _Tally:
     def add(self, case: dict[str, Any], result: dict[str, Any]) -> None:
         """One case and its result, as their JSON objects (``to_dict``)."""
         truth = case["truth"]
+        if truth["verdict"] not in ANSWERS[:2]:
+            raise ValueError(f"truth.verdict={truth['verdict']!r}: not safe or unsafe")
         task = result["task"]
         answer = result.get("answer")
         answer = answer if answer in ("safe", "unsafe") else None

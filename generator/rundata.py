@@ -197,7 +197,12 @@ class Run:
         ) or next((p for p in self.members if case_id in p.offsets), self)
         path = part.suite_dir / "cases.jsonl"
         with open(path, "rb") as cases:
-            return _record(Case.from_dict, part._case(cases, case_id, 0), path, 0)
+            data = part._case(cases, case_id, 0)
+        try:
+            return Case.from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            number = _line_number(path, part._offset(case_id) or 0)
+            raise SuiteError(f"{path}:{number}: malformed record: {exc!r}") from None
 
     def _offset(self, case_id: str, *, seen_only: bool = False) -> int | None:
         cases_path = self.suite_dir / "cases.jsonl"
@@ -652,9 +657,12 @@ def _quick_id(line: bytes, key: bytes) -> str | None:
 
 def _parsed_id(line: bytes, path: Path, number: int) -> str:
     try:
-        return json.loads(line)["id"]
+        case_id = json.loads(line)["id"]
     except (ValueError, KeyError, TypeError):
         raise SuiteError(f"{path}:{number}: not a case line") from None
+    if not isinstance(case_id, str):
+        raise SuiteError(f"{path}:{number}: not a case line (its id is no string)")
+    return case_id
 
 
 def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -809,7 +817,9 @@ class _Answers:
                 if not line or line.isspace():
                     continue
                 # A last line with no newline may be torn: parse it to know.
-                torn = offset + len(line) == size
+                # So may a line past the size seen first: a runner still
+                # writing appends while this reads.
+                torn = offset + len(line) >= size
                 case_id = None if torn else _top_level_id(line)
                 if case_id is None:
                     case_id = _result_id(line, path, number, torn)
@@ -930,7 +940,9 @@ def _parsed_stretch(unit: tuple) -> tuple[list, array, array, list]:
     for number, (offset, line) in enumerate(_lines(path, start, end), start=first):
         if not line or line.isspace():
             continue
-        result = _parsed_result(line, path, number, offset + len(line) == size)
+        # Torn, as in ``of``: a last line with no newline, or one written
+        # since the size was read.
+        result = _parsed_result(line, path, number, offset + len(line) >= size)
         if result is None:
             break
         ids.append(result["case_id"])

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from generator.cluster import CaseRows
-from generator.rundata import Run, _Answers, _lines, _loads, _tasks
+from generator.rundata import Run, _Answers, _lines, _loads, _sha256, _tasks
 
 __all__ = ["Joined", "SuiteIndex", "index_path", "join", "suite_index"]
 
@@ -76,18 +76,26 @@ def index_path(digest: str) -> Path:
 
 def suite_index(cases: Path, digest: str, *, jobs: int = 1) -> SuiteIndex | None:
     """The suite's index, from the cache or read now (and cached); None
-    when a line of the suite is not a whole case or an id repeats."""
+    when a line of the suite is not a whole case or an id repeats, or the
+    file no longer has the sha256 ``digest`` once read."""
     path = index_path(digest)
     if path.is_file():
         try:
             return _load(path)
-        except (OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any damage: read the suite again
             logger.warning(
-                "%s: unreadable suite index (%s); reading the suite", path, exc
+                "%s: unreadable suite index (%s); reading the suite again",
+                path,
+                type(exc).__name__,
             )
     started = time.monotonic()
     index = _build(cases, jobs)
     if index is None:
+        return None
+    # Filed under the sha256 the run checked: only if the bytes just read
+    # still have it (a suite edited during the report must not poison it).
+    if _sha256(cases) != digest:
+        logger.warning("%s changed while it was read; no index made", cases)
         return None
     logger.info(
         "index of %s: %d cases in %.1f s", cases, len(index), time.monotonic() - started
@@ -199,9 +207,15 @@ def _read(task: list[tuple[Path, int, int | None]]) -> SuiteIndex | None:
                 truth = case["truth"]
                 rules = tuple(dict.fromkeys(v["rule"] for v in truth["violations"]))
                 key = (truth["verdict"], case["family"], rules)
+                if key[0] not in ("safe", "unsafe"):
+                    raise ValueError("a verdict other than safe or unsafe")
                 related = case.get("siblings")
+                if not isinstance(case["id"], str) or not isinstance(
+                    related or {}, dict
+                ):
+                    raise TypeError("an id or siblings of another type")
                 if related:
-                    siblings[len(offsets)] = dict(related)
+                    siblings[len(offsets)] = related
             except _BAD_CASE:
                 logger.info("%s: a line at byte %d is not a case", path, offset)
                 return None
@@ -265,6 +279,7 @@ def _save(index: SuiteIndex, path: Path) -> None:
                 offsets=index.offsets,
                 keys=index.keys,
             )
+        os.chmod(temporary, 0o644)  # a cache others on the machine may share
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -272,15 +287,36 @@ def _save(index: SuiteIndex, path: Path) -> None:
 
 
 def _load(path: Path) -> SuiteIndex:
+    """An index as ``_save`` wrote it; any exception means a damaged file."""
     with np.load(path, allow_pickle=False) as data:
         meta = _loads(data["meta"].tobytes())
         columns = {name: data[name] for name in ("sizes", "flat", "ends")}
         offsets, keys = data["offsets"], data["keys"]
     columns.update(ids=meta["ids"], verdicts=meta["verdicts"])
     columns["features"] = meta["features"]
-    rows = CaseRows.from_columns(columns)
-    if not len(offsets) == len(keys) == len(rows):
-        raise ValueError("columns of different lengths")
     table = [(v, f, tuple(rules)) for v, f, rules in meta["key_table"]]
     siblings = {int(row): value for row, value in meta["siblings"].items()}
+    _check(columns, offsets, keys, table, siblings)
+    rows = CaseRows.from_columns(columns)
     return SuiteIndex(rows, offsets, keys, table, siblings)
+
+
+def _check(columns: dict, offsets, keys, table: list, siblings: dict) -> None:
+    """Raise ValueError unless the columns fit together as ``_save`` left them."""
+    count, flat, ends = len(columns["ids"]), columns["flat"], columns["ends"]
+    fits = (
+        all(isinstance(i, str) for i in columns["ids"])
+        and len(set(columns["ids"])) == count
+        and len(columns["verdicts"]) == len(columns["sizes"]) == len(ends) == count
+        and len(offsets) == len(keys) == count
+        and keys.dtype.kind == "i"
+        and flat.dtype.kind == "i"
+        and ends.dtype.kind == "i"
+        and (count == 0 or 0 <= keys.min() <= keys.max() < len(table))
+        and (len(flat) == 0 or 0 <= flat.min() <= flat.max() < len(columns["features"]))
+        and bool(np.all(np.diff(ends, prepend=0) >= 0))
+        and (count == 0 or int(ends[-1]) == len(flat))
+        and all(0 <= row < count and isinstance(v, dict) for row, v in siblings.items())
+    )
+    if not fits:
+        raise ValueError("columns that do not fit together")

@@ -36,7 +36,9 @@ def both(run_dirs: list[Path], monkeypatch: pytest.MonkeyPatch) -> tuple:
     used = []
     monkeypatch.setattr(report, "INDEX_MIN_BYTES", 0)
     monkeypatch.setattr(
-        report, "join", lambda *a, **k: used.append(suite_index.join(*a, **k)) or used[-1]
+        report,
+        "join",
+        lambda *a, **k: used.append(suite_index.join(*a, **k)) or used[-1],
     )
     joined = build_report(run_dirs, jobs=2)
     return scanned, joined if used and used[0] is not None else None
@@ -195,3 +197,153 @@ def test_selected_rows_are_the_rows_added_alone(generated: Path) -> None:
     assert named(chosen) == named(alone)
     restored = CaseRows.from_columns(every.columns())
     assert named(restored) == named(every) and restored.index == every.index
+
+
+def test_a_damaged_cache_file_is_rebuilt_and_replaced(
+    tmp_path: Path, generated: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = a_run(tmp_path, generated)
+    scanned, joined = both([run], monkeypatch)
+    (index,) = cache.iterdir()
+    assert index.stat().st_mode & 0o777 == 0o644  # readable by a shared cache's users
+    good = index.read_bytes()
+    damages = [
+        good[: len(good) // 2],
+        b"",
+        good[:100] + bytes([good[100] ^ 1]) + good[101:],
+    ]
+    # Columns that unzip but do not fit: a key past the key table.
+    with np.load(index) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays["keys"] = arrays["keys"] + 1000
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    damages.append(bad.read_bytes())
+    for damaged in damages:
+        index.write_bytes(damaged)
+        assert both([run], monkeypatch)[1] == scanned
+        assert index.read_bytes() != damaged  # replaced by a good one
+
+
+def test_a_suite_edited_while_it_is_indexed_is_not_filed_under_its_old_hash(
+    tmp_path: Path, generated: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = a_run(tmp_path, generated)
+    scanned, _ = both([run], monkeypatch)
+    for index in cache.iterdir():
+        index.unlink()
+    cases = generated / "cases.jsonl"
+    original = cases.read_bytes()
+    build = suite_index._build
+
+    def edited_meanwhile(path: Path, jobs: int):
+        built = build(path, jobs)
+        cases.write_bytes(original.replace(b'"format":"yaml"', b'"format":"json"', 1))
+        return built
+
+    monkeypatch.setattr(suite_index, "_build", edited_meanwhile)
+    try:
+        _, joined = both([run], monkeypatch)
+    finally:
+        cases.write_bytes(original)
+    assert joined is None and not list(cache.iterdir())
+
+
+def test_siblings_of_another_shape_leave_the_suite_to_the_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cases = [make_case(i).to_dict() for i in range(8)]
+    cases[3]["siblings"] = [["same", cases[1]["id"]]]
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
+    from fakeruns import sha256
+
+    from generator.records import Case
+
+    results = [answer(Case.from_dict(c), "safe") for c in cases[4:]]
+    run = write_run(tmp_path / "run", suite, results)
+    meta = json.loads((run / "run.json").read_text())
+    meta["suite_sha256"] = sha256(suite / "cases.jsonl")
+    (run / "run.json").write_text(json.dumps(meta))
+    assert suite_index.suite_index(suite / "cases.jsonl", meta["suite_sha256"]) is None
+
+
+def test_a_line_appended_while_the_results_are_read_is_skipped_as_torn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import generator.rundata as rundata
+
+    cases = [make_case(i) for i in range(12)]
+    suite = write_suite(tmp_path / "suite", cases)
+    run = write_run(tmp_path / "run", suite, [answer(c, "safe") for c in cases[:10]])
+    (loaded,) = load_runs([run])
+    results = run / "results.jsonl"
+    lines = rundata._lines
+
+    def while_a_runner_writes(path: Path, *args):
+        if path == results:  # after the size was read, before the lines are
+            with open(results, "a") as handle:
+                handle.write(dumps_line(answer(cases[11], "safe"))[:30])
+        yield from lines(path, *args)
+
+    monkeypatch.setattr(rundata, "_lines", while_a_runner_writes)
+    assert len(_Answers.parsed(loaded, jobs=1)) == 10
+    assert len(_Answers.of(loaded)) == 10
+
+
+def test_a_verdict_other_than_safe_or_unsafe_is_named_with_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cases = [make_case(i).to_dict() for i in range(6)]
+    cases[2]["truth"]["verdict"] = "maybe"
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
+    from fakeruns import sha256
+
+    fine = [make_case(i) for i in range(6)]
+    run = write_run(tmp_path / "run", suite, [answer(c, "safe") for c in fine])
+    meta = json.loads((run / "run.json").read_text())
+    meta["suite_sha256"] = sha256(suite / "cases.jsonl")
+    (run / "run.json").write_text(json.dumps(meta))
+    for limit in (1 << 62, 0):
+        monkeypatch.setattr(report, "INDEX_MIN_BYTES", limit)
+        with pytest.raises(SuiteError, match=r"results.jsonl:3: malformed .*maybe"):
+            build_report([run], jobs=2)
+
+
+def test_a_suite_line_whose_id_is_no_string_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fakeruns import sha256
+
+    cases = [make_case(i) for i in range(5)]
+    suite = write_suite(tmp_path / "suite", cases)
+    with open(suite / "cases.jsonl", "a") as handle:
+        handle.write(json.dumps({"id": ["x"], "config": ""}) + "\n")
+    run = write_run(tmp_path / "run", suite, [answer(c, "safe") for c in cases])
+    meta = json.loads((run / "run.json").read_text())
+    meta["suite_sha256"] = sha256(suite / "cases.jsonl")
+    (run / "run.json").write_text(json.dumps(meta))
+    (loaded,) = load_runs([run])
+    with pytest.raises(SuiteError, match=r"cases.jsonl:6: not a case line"):
+        loaded.offsets  # noqa: B018 - the index pass is what is tested
+
+
+def test_a_malformed_example_case_is_named_with_its_real_line(tmp_path: Path) -> None:
+    from fakeruns import sha256
+
+    cases = [make_case(i).to_dict() for i in range(4)]
+    del cases[2]["question"]
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
+    fine = [make_case(i) for i in range(4)]
+    run = write_run(tmp_path / "run", suite, [answer(c, "safe") for c in fine])
+    meta = json.loads((run / "run.json").read_text())
+    meta["suite_sha256"] = sha256(suite / "cases.jsonl")
+    (run / "run.json").write_text(json.dumps(meta))
+    (loaded,) = load_runs([run])
+    with pytest.raises(SuiteError, match=r"cases.jsonl:3: malformed record"):
+        loaded.case(cases[2]["id"])
