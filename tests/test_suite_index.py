@@ -66,6 +66,21 @@ def a_run(tmp_path: Path, suite: Path, every: int = 1) -> Path:
     return write_run(tmp_path / f"run-{every}", suite, results)
 
 
+def hand_written(tmp_path: Path, cases: list[dict], answered: list) -> Path:
+    """A suite of hand-made case lines and a run answering ``answered``
+    (cases), its run.json naming the suite's real sha256."""
+    from fakeruns import sha256
+
+    suite = tmp_path / "suite"
+    suite.mkdir(exist_ok=True)
+    (suite / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
+    run = write_run(tmp_path / "run", suite, [answer(c, "safe") for c in answered])
+    meta = json.loads((run / "run.json").read_text())
+    meta["suite_sha256"] = sha256(suite / "cases.jsonl")
+    (run / "run.json").write_text(json.dumps(meta))
+    return run
+
+
 def test_the_joined_report_is_the_scanned_one(
     tmp_path: Path, generated: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -112,15 +127,8 @@ def test_a_suite_with_a_broken_line_is_read_line_by_line(
     tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cases = [make_case(i) for i in range(20)]
-    suite = write_suite(tmp_path / "suite", cases)
-    with open(suite / "cases.jsonl", "a") as handle:
-        handle.write('{"id": "k8s-broken", "config": 3}\n')  # no one answers it
-    from fakeruns import sha256
-
-    run = write_run(tmp_path / "run", suite, [answer(c, "safe") for c in cases])
-    meta = json.loads((run / "run.json").read_text())
-    meta["suite_sha256"] = sha256(suite / "cases.jsonl")
-    (run / "run.json").write_text(json.dumps(meta))
+    broken = {"id": "k8s-broken", "config": 3}  # no one answers it
+    run = hand_written(tmp_path, [c.to_dict() for c in cases] + [broken], cases)
     scanned, joined = both([run], monkeypatch)
     assert joined is None  # no index: the scan ran
     assert not cache.exists() or not list(cache.iterdir())
@@ -249,24 +257,12 @@ def test_a_suite_edited_while_it_is_indexed_is_not_filed_under_its_old_hash(
     assert joined is None and not list(cache.iterdir())
 
 
-def test_siblings_of_another_shape_leave_the_suite_to_the_scan(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_siblings_of_another_shape_leave_the_suite_to_the_scan(tmp_path: Path) -> None:
     cases = [make_case(i).to_dict() for i in range(8)]
     cases[3]["siblings"] = [["same", cases[1]["id"]]]
-    suite = tmp_path / "suite"
-    suite.mkdir()
-    (suite / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
-    from fakeruns import sha256
-
-    from generator.records import Case
-
-    results = [answer(Case.from_dict(c), "safe") for c in cases[4:]]
-    run = write_run(tmp_path / "run", suite, results)
-    meta = json.loads((run / "run.json").read_text())
-    meta["suite_sha256"] = sha256(suite / "cases.jsonl")
-    (run / "run.json").write_text(json.dumps(meta))
-    assert suite_index.suite_index(suite / "cases.jsonl", meta["suite_sha256"]) is None
+    run = hand_written(tmp_path, cases, [make_case(i) for i in range(4, 8)])
+    digest = json.loads((run / "run.json").read_text())["suite_sha256"]
+    assert suite_index.suite_index(tmp_path / "suite" / "cases.jsonl", digest) is None
 
 
 def test_a_line_appended_while_the_results_are_read_is_skipped_as_torn(
@@ -297,53 +293,26 @@ def test_a_verdict_other_than_safe_or_unsafe_is_named_with_its_line(
 ) -> None:
     cases = [make_case(i).to_dict() for i in range(6)]
     cases[2]["truth"]["verdict"] = "maybe"
-    suite = tmp_path / "suite"
-    suite.mkdir()
-    (suite / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
-    from fakeruns import sha256
-
-    fine = [make_case(i) for i in range(6)]
-    run = write_run(tmp_path / "run", suite, [answer(c, "safe") for c in fine])
-    meta = json.loads((run / "run.json").read_text())
-    meta["suite_sha256"] = sha256(suite / "cases.jsonl")
-    (run / "run.json").write_text(json.dumps(meta))
+    run = hand_written(tmp_path, cases, [make_case(i) for i in range(6)])
     for limit in (1 << 62, 0):
         monkeypatch.setattr(report, "INDEX_MIN_BYTES", limit)
         with pytest.raises(SuiteError, match=r"results.jsonl:3: malformed .*maybe"):
             build_report([run], jobs=2)
 
 
-def test_a_suite_line_whose_id_is_no_string_is_named(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from fakeruns import sha256
-
+def test_a_suite_line_whose_id_is_no_string_is_named(tmp_path: Path) -> None:
     cases = [make_case(i) for i in range(5)]
-    suite = write_suite(tmp_path / "suite", cases)
-    with open(suite / "cases.jsonl", "a") as handle:
-        handle.write(json.dumps({"id": ["x"], "config": ""}) + "\n")
-    run = write_run(tmp_path / "run", suite, [answer(c, "safe") for c in cases])
-    meta = json.loads((run / "run.json").read_text())
-    meta["suite_sha256"] = sha256(suite / "cases.jsonl")
-    (run / "run.json").write_text(json.dumps(meta))
-    (loaded,) = load_runs([run])
+    lines = [c.to_dict() for c in cases] + [{"id": ["x"], "config": ""}]
+    (loaded,) = load_runs([hand_written(tmp_path, lines, cases)])
     with pytest.raises(SuiteError, match=r"cases.jsonl:6: not a case line"):
         loaded.offsets  # noqa: B018 - the index pass is what is tested
 
 
 def test_a_malformed_example_case_is_named_with_its_real_line(tmp_path: Path) -> None:
-    from fakeruns import sha256
-
     cases = [make_case(i).to_dict() for i in range(4)]
     del cases[2]["question"]
-    suite = tmp_path / "suite"
-    suite.mkdir()
-    (suite / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
-    fine = [make_case(i) for i in range(4)]
-    run = write_run(tmp_path / "run", suite, [answer(c, "safe") for c in fine])
-    meta = json.loads((run / "run.json").read_text())
-    meta["suite_sha256"] = sha256(suite / "cases.jsonl")
-    (run / "run.json").write_text(json.dumps(meta))
-    (loaded,) = load_runs([run])
+    (loaded,) = load_runs(
+        [hand_written(tmp_path, cases, [make_case(i) for i in range(4)])]
+    )
     with pytest.raises(SuiteError, match=r"cases.jsonl:3: malformed record"):
         loaded.case(cases[2]["id"])
