@@ -29,7 +29,7 @@ from generator.errors import InvalidArgument
 from generator.records import RELATIONS
 from generator.rundata import Run, load_runs, scan_records
 from generator.stats import newcombe_interval, wilson_interval
-from generator.suite_index import join
+from generator.suite_index import case_key, join
 
 __all__ = [
     "REPORT_VERSION",
@@ -104,24 +104,15 @@ class _Tally:
 
     def add(self, case: dict[str, Any], result: dict[str, Any]) -> None:
         """One case and its result, as their JSON objects (``to_dict``)."""
-        truth = case["truth"]
-        if truth["verdict"] not in ANSWERS[:2]:
-            raise ValueError(f"truth.verdict={truth['verdict']!r}: not safe or unsafe")
+        verdict, family, rules = case_key(case)
         task = result["task"]
         answer = result.get("answer")
         answer = answer if answer in ("safe", "unsafe") else None
         correct = bool(result["correct"])
-        rules = tuple(dict.fromkeys(v["rule"] for v in truth["violations"]))
-        family = case["family"]
-        self._keys[
-            truth["verdict"],
-            correct,
-            result.get("failure"),
-            answer,
-            task,
-            family,
-            rules,
-        ] += 1
+        failure = result.get("failure")
+        if failure is not None and not isinstance(failure, str):
+            raise ValueError(f"failure={failure!r}: not a string")
+        self._keys[verdict, correct, failure, answer, task, family, rules] += 1
 
         # A repair is judged on its own config, so only verdicts are compared.
         siblings = case.get("siblings")

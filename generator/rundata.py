@@ -1003,7 +1003,9 @@ def result_fields(result: dict[str, Any], path: Path, number: int) -> tuple:
             result.get("failure"),
         )
         hash(said)
-    except (KeyError, TypeError, AttributeError) as exc:
+        if said[3] is not None and not isinstance(said[3], str):
+            raise ValueError(f"failure={said[3]!r}: not a string")
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise SuiteError(
             f"{path}:{number}: malformed record (or its case): {exc!r}"
         ) from None

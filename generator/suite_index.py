@@ -35,7 +35,7 @@ import numpy as np
 from generator.cluster import CaseRows
 from generator.rundata import Run, _Answers, _lines, _loads, _sha256, _tasks
 
-__all__ = ["Joined", "SuiteIndex", "index_path", "join", "suite_index"]
+__all__ = ["Joined", "SuiteIndex", "case_key", "index_path", "join", "suite_index"]
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +171,19 @@ class _Offsets(Mapping[str, int]):
         return len(self.position)
 
 
+def case_key(case: dict[str, Any]) -> tuple[str, Any, tuple[str, ...]]:
+    """(verdict, family, violated rules) of a case line, as a report counts
+    them; ValueError for a verdict other than safe or unsafe, or a rule
+    that is no string."""
+    truth = case["truth"]
+    rules = tuple(dict.fromkeys(v["rule"] for v in truth["violations"]))
+    if truth["verdict"] not in ("safe", "unsafe"):
+        raise ValueError(f"truth.verdict={truth['verdict']!r}: not safe or unsafe")
+    if not all(isinstance(rule, str) for rule in rules):
+        raise ValueError(f"violation rules {list(rules)!r}: not all strings")
+    return truth["verdict"], case["family"], rules
+
+
 # --- reading a suite ---------------------------------------------------------
 
 
@@ -204,11 +217,7 @@ def _read(task: list[tuple[Path, int, int | None]]) -> SuiteIndex | None:
             try:
                 case = _loads(line)
                 rows.add(case, _NO_FAILURE)
-                truth = case["truth"]
-                rules = tuple(dict.fromkeys(v["rule"] for v in truth["violations"]))
-                key = (truth["verdict"], case["family"], rules)
-                if key[0] not in ("safe", "unsafe"):
-                    raise ValueError("a verdict other than safe or unsafe")
+                key = case_key(case)
                 related = case.get("siblings")
                 if not isinstance(case["id"], str) or not isinstance(
                     related or {}, dict

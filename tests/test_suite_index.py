@@ -316,3 +316,25 @@ def test_a_malformed_example_case_is_named_with_its_real_line(tmp_path: Path) ->
     )
     with pytest.raises(SuiteError, match=r"cases.jsonl:3: malformed record"):
         loaded.case(cases[2]["id"])
+
+
+def test_a_rule_or_failure_that_is_no_string_is_named_with_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cases = [make_case(i, rules=["privileged"]).to_dict() for i in range(6)]
+    cases[1]["truth"]["violations"][0]["rule"] = 7
+    run = hand_written(tmp_path, cases, [make_case(i) for i in range(6)])
+    for limit in (1 << 62, 0):
+        monkeypatch.setattr(report, "INDEX_MIN_BYTES", limit)
+        with pytest.raises(SuiteError, match=r"results.jsonl:2: malformed .*rules"):
+            build_report([run], jobs=2)
+
+    fine = [make_case(i) for i in range(6)]
+    run = write_run(tmp_path / "run-2", write_suite(tmp_path / "s2", fine), [])
+    lines = [answer(c, "safe").to_dict() for c in fine]
+    lines[4]["failure"] = 3
+    (run / "results.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    for limit in (1 << 62, 0):
+        monkeypatch.setattr(report, "INDEX_MIN_BYTES", limit)
+        with pytest.raises(SuiteError, match=r"results.jsonl:5: malformed .*failure"):
+            build_report([run], jobs=2)
