@@ -53,6 +53,7 @@ __all__ = [
     "CaseRows",
     "Cluster",
     "case_features",
+    "case_key",
     "effect_order",
     "find_clusters",
     "find_slices",
@@ -140,6 +141,19 @@ class Cluster:
         }
 
 
+def case_key(case: dict[str, Any]) -> tuple[str, Any, tuple[str, ...]]:
+    """(verdict, family, violated rules) of a case line, as a report counts
+    them; ValueError for a verdict other than safe or unsafe, or a rule
+    that is no string."""
+    truth = case["truth"]
+    rules = tuple(dict.fromkeys(v["rule"] for v in truth["violations"]))
+    if truth["verdict"] not in ("safe", "unsafe"):
+        raise ValueError(f"truth.verdict={truth['verdict']!r}: not safe or unsafe")
+    if not all(isinstance(rule, str) for rule in rules):
+        raise ValueError(f"violation rules {list(rules)!r}: not all strings")
+    return truth["verdict"], case["family"], rules
+
+
 def format_conditions(conditions: Iterable[Feature]) -> str:
     """``key=value`` joined by `` & ``, values in JSON spelling (true, 3)."""
     return " & ".join(f"{k}={json.dumps(v).strip(chr(34))}" for k, v in conditions)
@@ -200,10 +214,10 @@ class CaseRows:
 
     def add(self, case: dict[str, Any], result: dict[str, Any]) -> None:
         """One case and its result, as their JSON objects (``to_dict``)."""
-        truth = case["truth"]
+        verdict, family, rules = case_key(case)
         self.ids.append(case["id"])
         self.sizes.append(len(case["config"]))
-        self.verdicts.append(truth["verdict"])
+        self.verdicts.append(verdict)
         self.failures.append(None if result["correct"] else result.get("failure"))
 
         # This runs for every case of a million-case run, where it costs
@@ -223,8 +237,7 @@ class CaseRows:
         fresh += numbers
 
         operators = case["origin"].get("operators") or ()
-        rules = tuple(dict.fromkeys(v["rule"] for v in truth["violations"]))
-        key = (case["family"], truth["verdict"], rules, tuple(operators))
+        key = (family, verdict, rules, tuple(operators))
         derived = self._derived.get(key)
         if derived is None:
             derived = self._derived[key] = self._derived_numbers(*key)

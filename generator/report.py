@@ -24,12 +24,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from generator.cluster import CaseRows, find_slices, search_rows, slice_counts
+from generator.cluster import (
+    CaseRows,
+    case_key,
+    find_slices,
+    search_rows,
+    slice_counts,
+)
 from generator.errors import InvalidArgument
 from generator.records import RELATIONS
-from generator.rundata import Run, load_runs, scan_records
+from generator.rundata import Run, load_runs, result_said, scan_records
 from generator.stats import newcombe_interval, wilson_interval
-from generator.suite_index import case_key, join
+from generator.suite_index import join
 
 __all__ = [
     "REPORT_VERSION",
@@ -105,13 +111,7 @@ class _Tally:
     def add(self, case: dict[str, Any], result: dict[str, Any]) -> None:
         """One case and its result, as their JSON objects (``to_dict``)."""
         verdict, family, rules = case_key(case)
-        task = result["task"]
-        answer = result.get("answer")
-        answer = answer if answer in ("safe", "unsafe") else None
-        correct = bool(result["correct"])
-        failure = result.get("failure")
-        if failure is not None and not isinstance(failure, str):
-            raise ValueError(f"failure={failure!r}: not a string")
+        task, answer, correct, failure = result_said(result)
         self._keys[verdict, correct, failure, answer, task, family, rules] += 1
 
         # A repair is judged on its own config, so only verdicts are compared.

@@ -56,6 +56,7 @@ __all__ = [
     "load_run",
     "load_runs",
     "run_dirs_of",
+    "result_said",
     "scan_records",
 ]
 
@@ -991,25 +992,31 @@ def _parsed_result(
     return result
 
 
-def result_fields(result: dict[str, Any], path: Path, number: int) -> tuple:
+def result_said(result: dict[str, Any]) -> tuple:
     """(task, answer, correct, failure) as a report counts them: an answer
-    other than safe or unsafe is None, ``correct`` a bool."""
+    other than safe or unsafe is None, ``correct`` a bool; ValueError for a
+    failure that is no string (KeyError, TypeError for other damage)."""
+    answer = result.get("answer")
+    said = (
+        result["task"],
+        answer if answer in ("safe", "unsafe") else None,
+        bool(result["correct"]),
+        result.get("failure"),
+    )
+    hash(said)
+    if said[3] is not None and not isinstance(said[3], str):
+        raise ValueError(f"failure={said[3]!r}: not a string")
+    return said
+
+
+def result_fields(result: dict[str, Any], path: Path, number: int) -> tuple:
+    """``result_said``, its errors naming the results line."""
     try:
-        answer = result.get("answer")
-        said = (
-            result["task"],
-            answer if answer in ("safe", "unsafe") else None,
-            bool(result["correct"]),
-            result.get("failure"),
-        )
-        hash(said)
-        if said[3] is not None and not isinstance(said[3], str):
-            raise ValueError(f"failure={said[3]!r}: not a string")
+        return result_said(result)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise SuiteError(
             f"{path}:{number}: malformed record (or its case): {exc!r}"
         ) from None
-    return said
 
 
 def _tasks(suites: list[Path], jobs: int) -> list[Task]:

@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from generator.cluster import CaseRows
+from generator.cluster import CaseRows, case_key
 from generator.rundata import Run, _Answers, _lines, _loads, _sha256, _tasks
 
-__all__ = ["Joined", "SuiteIndex", "case_key", "index_path", "join", "suite_index"]
+__all__ = ["Joined", "SuiteIndex", "index_path", "join", "suite_index"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,16 +126,17 @@ def join(run: Run, *, jobs: int = 1) -> Joined | None:
         owners.setdefault(member.suite_dir / "cases.jsonl", []).append(number)
     indexes = {}
     for cases in owners:
-        index = suite_index(cases, run.indexes.digest(cases), jobs=jobs)
+        digest = run.indexes.digest(cases)
+        index = suite_index(cases, digest, jobs=jobs)
         if index is None:
             return None
-        indexes[cases] = index
+        indexes[cases] = (digest, index)
     answers = _Answers.parsed(run, jobs=jobs)
 
     parts = np.frombuffer(answers.part, dtype=np.int32)
     suites, hits = [], []
     for cases, members in owners.items():
-        index = indexes[cases]
+        digest, index = indexes[cases]
         numbers = np.flatnonzero(np.isin(parts, members))
         position = dict(zip(index.rows.ids, range(len(index)), strict=True))
         rows = np.array(
@@ -149,7 +150,6 @@ def join(run: Run, *, jobs: int = 1) -> Joined | None:
         suites.append((index, rows[found][ascending], numbers[found][ascending]))
         # The suite's offsets as its index holds them, so that examples are
         # found with no pass over the file (``Run.case``).
-        digest = run.indexes.digest(cases)
         run.indexes.by_digest.setdefault(digest, _Offsets(position, index.offsets))
     answers.check(hits)  # every answer found its case, or the error says which
     return Joined(answers, suites)
@@ -169,19 +169,6 @@ class _Offsets(Mapping[str, int]):
 
     def __len__(self) -> int:
         return len(self.position)
-
-
-def case_key(case: dict[str, Any]) -> tuple[str, Any, tuple[str, ...]]:
-    """(verdict, family, violated rules) of a case line, as a report counts
-    them; ValueError for a verdict other than safe or unsafe, or a rule
-    that is no string."""
-    truth = case["truth"]
-    rules = tuple(dict.fromkeys(v["rule"] for v in truth["violations"]))
-    if truth["verdict"] not in ("safe", "unsafe"):
-        raise ValueError(f"truth.verdict={truth['verdict']!r}: not safe or unsafe")
-    if not all(isinstance(rule, str) for rule in rules):
-        raise ValueError(f"violation rules {list(rules)!r}: not all strings")
-    return truth["verdict"], case["family"], rules
 
 
 # --- reading a suite ---------------------------------------------------------
