@@ -16,6 +16,8 @@ the run-level work:
 * **Chance slices.** Every slice tried, of every kind, is one test in a
   single Benjamini-Hochberg correction, so on a run of pure noise a cluster
   shows up at most ``alpha`` of the time however many tags cases carry.
+  Slices too small ever to be significant are left out of the count
+  (Tarone's rule, ``_testable``).
   After pruning, the step-up is run once more over the distinct clusters
   alone: the many near-copies of one real cluster must not lower the bar
   for the rest.
@@ -33,9 +35,11 @@ import json
 import logging
 import multiprocessing
 from array import array
+from bisect import bisect_right
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from generator.errors import InvalidArgument
@@ -628,17 +632,25 @@ def search_rows(
     searches = _searches(rows, kinds, keys, order, settings)
 
     # One family of tests for the whole run, so the false discovery rate holds
-    # for the report as a whole and not once per failure kind.
-    tried = [item for search in searches.values() for item in search.candidates]
-    total = sum(search.tried for search in searches.values())
+    # for the report as a whole and not once per failure kind; only the
+    # slices that could ever be significant count (see ``_testable``).
+    total, floor = _testable(searches, alpha)
+    tried = [
+        item
+        for search in searches.values()
+        for item in search.candidates
+        if search.least_p(item.support) <= floor
+    ]
     qs = benjamini_hochberg([item.p_value for item in tried], total=total)
     for item, q in zip(tried, qs, strict=True):
         item.q_value = q
     passed = [item.p_value for item in tried if item.q_value <= alpha]
     cutoff = max(passed, default=0.0)
     logger.info(
-        "clusters: %d cases, %d slices tried, %d discoveries (p <= %.3g)",
-        len(rows), total, len(passed), cutoff,
+        "clusters: %d cases, %d slices tried, %d testable, %d discoveries "
+        "(p <= %.3g)",
+        len(rows), sum(s.tried for s in searches.values()), total, len(passed),
+        cutoff,
     )  # fmt: skip
 
     # Overlapping slices around one real cluster are all "discoveries", and
@@ -655,6 +667,42 @@ def search_rows(
             clusters.append(_cluster(rows, kind, searches[kind], item))
     clusters.sort(key=effect_order)
     return clusters, _leads(rows, searches, clusters, alpha, max_leads)
+
+
+def _testable(searches: dict[str, SliceSearch], alpha: float) -> tuple[int, float]:
+    """How many of the slices tried count as tests, and the smallest p-value
+    a slice must be able to reach to count.
+
+    A slice's p-value is discrete: one of a few cases can never reach 1e-6
+    however many of them fail, so it can never be a discovery. Tarone's
+    rule (Biometrics 46, 1990) leaves such slices out of the count: with k
+    the least number for which at most k slices can reach alpha / k, only
+    those slices are tested. Gilbert (J. R. Stat. Soc. C 54, 2005) runs
+    Benjamini-Hochberg over them, which still controls the false discovery
+    rate. What a slice can reach depends on its support and the margins
+    alone, never on its failures, so leaving it out is no look at the data.
+    """
+    floors = sorted(
+        (search.least_p(support), count)
+        for search in searches.values()
+        for support, count in search.tested.items()
+    )
+    least = [p for p, _ in floors]
+    reach = list(accumulate(count for _, count in floors))
+
+    def reaching(k: int) -> int:
+        at = bisect_right(least, alpha / k)
+        return reach[at - 1] if at else 0
+
+    # reaching(k) - k falls as k grows: the first k where it is <= 0.
+    low, high = 1, max(1, reach[-1] if reach else 1)
+    while low < high:
+        middle = (low + high) // 2
+        if reaching(middle) <= middle:
+            high = middle
+        else:
+            low = middle + 1
+    return reaching(low), alpha / low
 
 
 def effect_order(cluster: Cluster) -> tuple:

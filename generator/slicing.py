@@ -8,13 +8,15 @@ it) and one ``SliceSearch`` per failure kind; this module does the work:
    them are tried, not only the extensions of promising slices as in
    SliceFinder: growing what already looks enriched is a choice made by the
    data, and the correction would not count it. Slices too small or too
-   mild to ever be reported (under ``min_failures``, or a failure rate under
-   ``min_lift`` times the base rate) count as tests with p = 1, which only
-   makes the correction stricter.
+   mild to ever be reported (under ``min_failures``, or neither failing
+   ``min_lift`` times as often as the population nor right ``min_lift``
+   times less often) count as tests with p = 1, which only makes the
+   correction stricter.
 2. **Test.** One-sided Fisher exact test of the slice against the rest of
    the population. ``cluster`` corrects all kinds' tests together
-   (Benjamini-Hochberg) and hands back the p-value cutoff it implies; every
-   later claim below is held to that same cutoff.
+   (Benjamini-Hochberg over the slices whose size lets them reach
+   significance at all, ``least_p``) and hands back the p-value cutoff it
+   implies; every later claim below is held to that same cutoff.
 3. **Prune.** A conjunction must fail clearly more than each conjunction one
    condition shorter (``a=1 & b=2`` only if it is worse than ``a=1`` alone).
    Then, strongest evidence first, a slice is kept only if it is clearly
@@ -26,6 +28,7 @@ it) and one ``SliceSearch`` per failure kind; this module does the work:
 from __future__ import annotations
 
 from array import array
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -98,7 +101,9 @@ class SliceSearch:
         self.total = self.population.bit_count()
         self.marked = self.failed.bit_count()
         self.base = self.marked / self.total if self.total else 0.0
-        self.tried = 0
+        # How many slices were tested at each support: what the correction
+        # counts, and what decides which of them could ever be significant.
+        self.tested: Counter[int] = Counter()
         self.candidates: list[Slice] = []
         self.aliases: dict[int, list[tuple[int, ...]]] = {}
         self.synonyms: dict[int, list[int]] = {}
@@ -206,10 +211,10 @@ class SliceSearch:
         # grow from every pair, so then all of them are listed.
         everything = cfg.max_conditions >= 3
         if np is None:
-            skipped, pairs = 0, _pairs_by_bitsets(self, numbers, supports)
+            pairs = _pairs_by_bitsets(self, numbers, supports)
         else:
             skipped, pairs = _pairs_by_columns(self, numbers, supports, everything)
-        self.tried += skipped
+            self.tested.update(skipped)
         grown: list[tuple[tuple[int, int], int]] = []
         for i, j, support, failures in pairs:
             features = (numbers[i], numbers[j])
@@ -236,8 +241,22 @@ class SliceSearch:
         key = self.keys[number]
         return key not in MULTI_VALUED and any(self.keys[f] == key for f in features)
 
+    @property
+    def tried(self) -> int:
+        """How many slices were tested."""
+        return self.tested.total()
+
+    def least_p(self, support: int) -> float:
+        """The smallest p-value a reportable slice of ``support`` cases can
+        have: the one holding as many failures as it can (1.0 if even that
+        is too few or too mild to report)."""
+        most = min(support, self.marked)
+        if not self._big(most, support):
+            return 1.0
+        return hypergeom_sf(most, self.total, self.marked, support)
+
     def _test(self, features: tuple[int, ...], support: int, failures: int) -> None:
-        self.tried += 1
+        self.tested[support] += 1
         if not self._big(failures, support):
             return
         alpha = self.settings.alpha
@@ -248,17 +267,27 @@ class SliceSearch:
             self.candidates.append(Slice(features, 0, support, failures, p))
 
     def _big(self, failures: int, support: int) -> bool:
+        """Whether a slice is worse enough to report: ``min_lift`` times the
+        base failure rate, or ``min_lift`` times less often right.
+
+        The second reading is what a kind failing most of the time can
+        show: at an 80% false-alarm rate no slice can fail 1.5 times as
+        often, but one where the model is right on 2% of configs rather
+        than 20% is a problem of its own. Below a base rate of
+        1 / (1 + min_lift) the first reading is the milder one.
+        """
         cfg = self.settings
-        return (
-            failures >= cfg.min_failures
-            and failures >= cfg.min_lift * self.base * support
+        return failures >= cfg.min_failures and (
+            failures >= cfg.min_lift * self.base * support
+            or (support - failures) * cfg.min_lift <= (1 - self.base) * support
         )
 
     def big(self, failures, support):
         """``_big`` over arrays of counts (same float arithmetic)."""
         cfg = self.settings
         return (failures >= cfg.min_failures) & (
-            failures >= cfg.min_lift * self.base * support
+            (failures >= cfg.min_lift * self.base * support)
+            | ((support - failures) * cfg.min_lift <= (1 - self.base) * support)
         )
 
     # --- prune --------------------------------------------------------------
@@ -376,11 +405,12 @@ def _pairs_by_bitsets(
 
 def _pairs_by_columns(
     search: SliceSearch, numbers: list[int], supports: list[int], everything: bool
-) -> tuple[int, list[tuple[int, int, int, int]]]:
+) -> tuple[Counter[int], list[tuple[int, int, int, int]]]:
     """The pairs of ``_pairs_by_bitsets``, counted by contingency tables.
 
-    Returns how many pairs count as tests but cannot be reported (too few
-    failures, too mild), and the others in order; with ``everything``, all.
+    Returns the supports of the pairs that count as tests but cannot be
+    reported (too few failures, too mild), as a count per support, and the
+    others in order; with ``everything``, all.
 
     With F singles a pair at a time costs F^2/2 ANDs of n-bit sets, which at
     a million cases and a thousand features is minutes. The values of one
@@ -420,7 +450,8 @@ def _pairs_by_columns(
     failed_in = {id(population): failed[population].astype(np.int32)}
 
     part = np.asarray(supports, dtype=np.int64)
-    skipped, found = 0, []
+    skipped = np.zeros(len(population) + 1, dtype=np.int64)
+    found = []
     for g, group in enumerate(groups):
         if len(group.covered) >= dense_from:
             frame, local = population, _doubled(dense, g, group.codes, population)
@@ -443,14 +474,18 @@ def _pairs_by_columns(
                 & (support != part[other.positions][None, :])
             )
             wanted = valid if everything else valid & search.big(fails, support)
-            skipped += int(valid.sum()) - int(wanted.sum())
+            skipped += np.bincount(
+                support[valid & ~wanted].ravel(), minlength=len(skipped)
+            )
             for r, c in zip(*np.nonzero(wanted), strict=True):
                 i, j = sorted((int(group.positions[r]), int(other.positions[c])))
                 found.append((i, j, int(support[r, c]), int(fails[r, c])))
         dense.pop(g, None)
         failed_in.pop(id(group.covered), None)
     found.sort()
-    return skipped, found
+    sizes = np.flatnonzero(skipped)
+    counts = zip(sizes.tolist(), skipped[sizes].tolist(), strict=True)
+    return Counter(dict(counts)), found
 
 
 @dataclass

@@ -157,6 +157,120 @@ def test_a_single_feature_problem_is_not_split_into_conjunctions() -> None:
     assert [c.conditions for c in clusters] == [(("a", "x"),)]
 
 
+def alarmist_run(seed: int, n: int = 400, sharp: bool = True) -> list[Pair]:
+    """Safe configs drawing a false alarm 75% of the time; with ``sharp``,
+    every one with ``privileged=false`` spelled out."""
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(n):
+        tags = {"privileged": rng.choice(["false", "unset", "unset"])}
+        tags |= {f"t{j}": rng.choice("abc") for j in range(6)}
+        case = make_case(i, tags=tags, rules=[], verdict="safe")
+        spelled = sharp and tags["privileged"] == "false"
+        alarm = spelled or rng.random() < 0.75
+        pairs.append((case, answer(case, "unsafe" if alarm else "safe")))
+    return pairs
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_kind_failing_most_of_the_time_can_still_have_a_cluster(
+    seed: int,
+) -> None:
+    # At a ~83% false-alarm rate no slice can fail 1.5 times as often, but
+    # being right on none of 130 configs against 25% elsewhere is a problem.
+    clusters = find_clusters(alarmist_run(seed))
+
+    assert [(c.kind, c.name) for c in clusters] == [("false_alarm", "privileged=false")]
+    assert clusters[0].failure_rate == 1.0 and clusters[0].lift < 1.5
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_kind_failing_most_of_the_time_shows_no_chance_clusters(
+    seed: int,
+) -> None:
+    assert find_clusters(alarmist_run(seed, sharp=False), max_conditions=3) == []
+
+
+def _searches_of(pairs: list[Pair], max_conditions: int = 2) -> dict:
+    import generator.cluster as cluster_module
+
+    rows = CaseRows()
+    for case, result in pairs:
+        rows.add(case.to_dict(), result.to_dict())
+    keys = [key for key, _ in rows.features]
+    order = list(range(len(keys)))
+    settings = cluster_module.Settings(10, 3, 1.5, max_conditions, 0.05, 10)
+    kinds = sorted({kind for kind in rows.failures if kind})
+    return cluster_module._searches(rows, kinds, keys, order, settings)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_only_slices_that_can_reach_significance_are_counted(seed: int) -> None:
+    from generator.cluster import _testable
+
+    searches = _searches_of(alarmist_run(seed) + planted_run(seed), 3)
+    floors = [
+        search.least_p(support)
+        for search in searches.values()
+        for support, count in search.tested.items()
+        for _ in range(count)
+    ]
+    # Tarone's k, the slow way: the first k with at most k slices able to
+    # reach alpha / k.
+    k = next(k for k in range(1, len(floors) + 1)
+             if sum(f <= 0.05 / k for f in floors) <= k)  # fmt: skip
+
+    total, floor = _testable(searches, 0.05)
+
+    assert (total, floor) == (sum(f <= 0.05 / k for f in floors), 0.05 / k)
+    assert 0 < total < len(floors), "the run must have slices of both sorts"
+
+
+def test_a_slice_that_can_never_be_reported_cannot_reach_anything() -> None:
+    search = _searches_of(alarmist_run(1))["false_alarm"]
+    # Ten configs all failing at the ~83% base: p = 0.83 ** 10 at best.
+    assert 0.1 < search.least_p(10) < 0.2
+    assert search.least_p(search.total - 1) == 1.0  # the rest of the run
+    assert search.least_p(200) < 1e-9
+
+
+def test_slices_too_small_to_matter_do_not_hide_a_real_cluster() -> None:
+    # Many small tag values on safe configs (false alarms at 80%, where ten
+    # configs can never be significant) used to count as tests and hid a
+    # real missed-unsafe slice behind the correction.
+    import generator.cluster as cluster_module
+
+    rng = random.Random(2)
+    pairs = []
+    for i in range(600):
+        unsafe = i % 3 == 0
+        tags = {"bucket": f"b{rng.randrange(40)}", "mode": rng.choice("pqrs")}
+        tags["host"] = rng.random() < 0.15
+        case = make_case(i, tags=tags, rules=["r"] if unsafe else [], verdict="safe")
+        if unsafe:
+            wrong = rng.random() < (0.45 if tags["host"] else 0.15)
+        else:
+            wrong = rng.random() < 0.8
+        said = case.truth.verdict
+        if wrong:
+            said = "safe" if said == "unsafe" else "unsafe"
+        pairs.append((case, answer(case, said)))
+
+    found = find_clusters(pairs)
+    counted_all = cluster_module._testable
+    try:
+        cluster_module._testable = lambda searches, alpha: (
+            sum(s.tried for s in searches.values()),
+            1.0,
+        )
+        without = find_clusters(pairs)
+    finally:
+        cluster_module._testable = counted_all
+
+    assert [c.name for c in found] == ["host=true"]
+    assert without == []
+
+
 def test_cluster_dict_is_json_ready() -> None:
     data = find_clusters(planted_run(1))[0].to_dict()
 
@@ -270,7 +384,7 @@ def test_counting_pairs_by_tables_matches_counting_by_bitsets(
 
     if slicing_module.np is None:
         pytest.skip("numpy is not installed: only the bitset path exists")
-    pairs = planted_run(4) + mixed_run(5)
+    pairs = planted_run(4) + mixed_run(5) + alarmist_run(6, n=200)
     with_tables = find_slices(pairs, max_conditions=max_conditions, alpha=0.2)
     monkeypatch.setattr(slicing_module, "np", None)
     monkeypatch.setattr(cluster_module, "np", None)
