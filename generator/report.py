@@ -42,6 +42,7 @@ __all__ = [
     "build_report",
     "compare_runs",
     "format_report",
+    "leads_said",
     "rate",
     "unfinished_note",
 ]
@@ -841,16 +842,33 @@ def _format_run(run: dict[str, Any]) -> str:
     out += ["", "## Failure clusters", ""]
     out += _format_clusters(run["clusters"], run["cluster_settings"]["alpha"])
     if run["leads"]:
-        out += ["", "### Leads: not significant at this size", ""]
-        out += [
-            "Slices that fail more often than the rest but do not survive the "
-            "correction for testing every slice; run more cases to confirm or "
-            "dismiss them.",
-            "",
-        ]
+        out += ["", "### Leads: not clusters", ""]
+        alpha = run.get("cluster_settings", {}).get("alpha", 0.05)
+        out += [leads_said(run["leads"], alpha), ""]
         out += _slice_table(run["leads"], with_q=True)
     out += _format_minimal(run)
     return "\n".join(out)
+
+
+def leads_said(leads: list[dict[str, Any]], alpha: float) -> str:
+    """Why the leads are not clusters, in words that fit the ones listed."""
+    weak = [lead for lead in leads if lead["q_value"] > alpha]
+    said = []
+    if weak:
+        said.append(
+            f"Slices that fail more often than the rest but, with q above "
+            f"{alpha:g}, do not survive the correction for testing every "
+            "slice; run more cases to confirm or dismiss them."
+        )
+    if len(weak) < len(leads):
+        said.append(
+            f"{'Those' if weak else 'Slices'} with q at or below {alpha:g} are "
+            "significant on their own, but what would set them apart from "
+            "the clusters (failing more than each cluster or larger slice "
+            "holding them, and on the cases the clusters leave out) does not "
+            "survive the correction."
+        )
+    return " ".join(said)
 
 
 def templates_said(run: dict[str, Any]) -> str:

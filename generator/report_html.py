@@ -14,7 +14,7 @@ import difflib
 from html import escape
 from typing import Any
 
-from generator.report import templates_said, unfinished_note
+from generator.report import leads_said, templates_said, unfinished_note
 from generator.stats import wilson_interval
 
 __all__ = ["render_html"]
@@ -116,21 +116,18 @@ def _run(run: dict[str, Any]) -> str:
     parts.append(_family_plot(run))
     parts.append(_rule_plot(run))
     parts.append("<h2>Failure clusters</h2>")
+    alpha = run.get("cluster_settings", {}).get("alpha", 0.05)
     if run["clusters"]:
         parts.append(_size_plot(run["clusters"]))
         parts += [_cluster(i, c) for i, c in enumerate(run["clusters"], start=1)]
     else:
-        alpha = run.get("cluster_settings", {}).get("alpha", 0.05)
         parts.append(
             "<p id=no-clusters>No slice of the cases fails significantly more "
             f"often than the run as a whole (false discovery rate {alpha:g}).</p>"
         )
     if run.get("leads"):
-        parts.append("<h2>Leads: not significant at this size</h2>")
-        parts.append(
-            "<p>Slices that fail more often than the rest but do not survive "
-            "the correction for testing every slice.</p>"
-        )
+        parts.append("<h2>Leads: not clusters</h2>")
+        parts.append(f"<p>{escape(leads_said(run['leads'], alpha))}</p>")
         parts += [_cluster(i, c, lead=True) for i, c in enumerate(run["leads"], 1)]
     if run.get("consistency"):
         parts.append(_consistency(run["consistency"]))

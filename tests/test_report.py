@@ -448,3 +448,18 @@ def test_a_run_over_several_domains_names_each_template(tmp_path: Path) -> None:
     meta["templates"] = {"k8s": {"id": "k8s-verdict", "version": 1}}
     (run_dir / "run.json").write_text(json.dumps(meta))
     assert "template k8s-verdict@1 ·" in format_report(build_report([run_dir]))
+
+
+def test_leads_say_why_each_sort_is_no_cluster() -> None:
+    from generator.report import leads_said
+
+    weak, overlapping = {"q_value": 0.3}, {"q_value": 1e-8}
+
+    only_weak = leads_said([weak], 0.05)
+    only_overlapping = leads_said([overlapping], 0.05)
+    both = leads_said([weak, overlapping], 0.05)
+
+    assert "run more cases" in only_weak and "on their own" not in only_weak
+    assert "on their own" in only_overlapping and "more cases" not in only_overlapping
+    assert only_overlapping.startswith("Slices with q at or below 0.05")
+    assert both.startswith(only_weak) and "Those with q at or below" in both
