@@ -96,7 +96,8 @@ class Cluster:
     the weakest of the one-sided Fisher tests that make the slice a cluster
     of its own (against the rest of the population, against each larger
     slice holding it, and on the cases no stronger cluster explains);
-    ``q_value`` its Benjamini-Hochberg adjustment over every slice tried.
+    ``q_value`` its Benjamini-Hochberg adjustment over every slice tried
+    that could reach significance (``_testable``).
     """
 
     kind: str

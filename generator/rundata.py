@@ -677,9 +677,20 @@ def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 # A run killed mid-write leaves a last line with no newline;
                 # the runner redoes that case on resume, the report skips it.
                 if not line.endswith(b"\n"):
-                    logger.warning("%s:%d: torn last line skipped", path, number)
+                    _skip_torn(line, path, number)
                     return
                 raise SuiteError(f"{path}:{number}: not JSON: {exc}") from None
+
+
+def _skip_torn(line: bytes, path: Path, number: int) -> None:
+    """Warn that a torn last line is skipped; a file whose lines end in a
+    bare CR reads as one such line, and is an error rather than no lines."""
+    if b"\r" in line.rstrip(b"\r"):
+        raise SuiteError(
+            f"{path}:{number}: lines end in a bare CR (\\r), not a newline: "
+            "convert the file's line endings to \\n"
+        )
+    logger.warning("%s:%d: torn last line skipped", path, number)
 
 
 # --- reading a run in parallel ---------------------------------------------------
@@ -984,7 +995,7 @@ def _parsed_result(
         _case_id(result)
     except ValueError as exc:
         if torn:
-            logger.warning("%s:%d: torn last line skipped", path, number)
+            _skip_torn(line, path, number)
             return None
         raise SuiteError(f"{path}:{number}: not JSON: {exc}") from None
     except (KeyError, TypeError) as exc:

@@ -248,6 +248,40 @@ def test_a_torn_last_result_line_is_skipped_but_a_broken_middle_is_an_error(
         build_report([run_dir])
 
 
+@pytest.mark.parametrize("path", ["serial", "parallel", "indexed"])
+def test_results_with_bare_cr_line_ends_are_an_error_not_an_empty_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    # Read by newlines, such a file is one torn last line: a report of no
+    # cases and exit 0 before, in each way a report reads results.
+    import functools
+
+    import generator.report as report_module
+    from generator.rundata import scan_records
+
+    monkeypatch.setenv("SPOTCHECK_CACHE", str(tmp_path / "cache"))
+    if path == "parallel":
+        scan = functools.partial(scan_records, min_bytes=0)
+        monkeypatch.setattr(report_module, "scan_records", scan)
+    if path == "indexed":
+        monkeypatch.setattr(report_module, "INDEX_MIN_BYTES", 0)
+    jobs = 1 if path == "serial" else 2
+    run_dir = small_run(tmp_path)
+    results = run_dir / "results.jsonl"
+    crlf = results.read_bytes().replace(b"\n", b"\r\n")
+
+    results.write_bytes(crlf.replace(b"\r\n", b"\r"))
+    with pytest.raises(SuiteError, match=r"results.jsonl:1: lines end in a bare CR"):
+        build_report([run_dir], jobs=jobs)
+
+    # A CRLF file torn after its last CR is only torn; one torn after a
+    # CR inside a line too.
+    results.write_bytes(crlf[:-1])
+    assert build_report([run_dir], jobs=jobs)["runs"][0]["cases"] == 10
+    results.write_bytes(crlf + crlf.split(b"\r\n")[0][:30] + b"\r")
+    assert build_report([run_dir], jobs=jobs)["runs"][0]["cases"] == 10
+
+
 # Pairs of (relation, base verdict, model on base, model on sibling); an
 # opposite sibling has the other verdict. None is an unparseable answer.
 SIBLING_RUN = [
