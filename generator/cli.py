@@ -603,8 +603,9 @@ def _add_report(commands) -> None:
         The headline is the missed-unsafe rate: unsafe configs the model called
         safe. Clusters are combinations of case tags whose failure rate is well
         above the run's, with support, rate, interval and an example case id,
-        missed-unsafe clusters first, then by lift; leads are slices that do
-        not survive the multiple-testing correction.
+        missed-unsafe clusters first, then by lift; leads are slices that
+        fail more often but are no clusters: not significant after the
+        multiple-testing correction, or not distinct from a cluster.
 
         --compare OTHER_RUN compares each RUN_DIR with the baseline OTHER_RUN:
         rates, per-family failure rates (changes with Newcombe's 95% interval)
