@@ -450,8 +450,7 @@ def _pairs_by_columns(
     failed_in = {id(population): failed[population].astype(np.int32)}
 
     part = np.asarray(supports, dtype=np.int64)
-    skipped = np.zeros(len(population) + 1, dtype=np.int64)
-    found = []
+    skipped, found = [], []
     for g, group in enumerate(groups):
         if len(group.covered) >= dense_from:
             frame, local = population, _doubled(dense, g, group.codes, population)
@@ -474,18 +473,17 @@ def _pairs_by_columns(
                 & (support != part[other.positions][None, :])
             )
             wanted = valid if everything else valid & search.big(fails, support)
-            skipped += np.bincount(
-                support[valid & ~wanted].ravel(), minlength=len(skipped)
-            )
+            skipped.append(support[valid & ~wanted])
             for r, c in zip(*np.nonzero(wanted), strict=True):
                 i, j = sorted((int(group.positions[r]), int(other.positions[c])))
                 found.append((i, j, int(support[r, c]), int(fails[r, c])))
         dense.pop(g, None)
         failed_in.pop(id(group.covered), None)
     found.sort()
-    sizes = np.flatnonzero(skipped)
-    counts = zip(sizes.tolist(), skipped[sizes].tolist(), strict=True)
-    return Counter(dict(counts)), found
+    sizes, counts = np.unique(
+        np.concatenate([np.zeros(0, np.int64), *skipped]), return_counts=True
+    )
+    return Counter(dict(zip(sizes.tolist(), counts.tolist(), strict=True))), found
 
 
 @dataclass
