@@ -15,6 +15,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from generator.errors import InvalidArgument, SpotcheckError
 
@@ -42,6 +43,10 @@ and, on your own manifests:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = _parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        # Nothing asked at all: the overview, not an error about COMMAND.
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose > 1 else
@@ -69,8 +74,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, with a usage error said in one line: the whole
+    usage block above it buried the line that says what is wrong."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="spotcheck",
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,

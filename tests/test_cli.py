@@ -17,6 +17,25 @@ def test_an_output_path_that_is_a_file_is_one_line_and_exit_two(capsys, tmp_path
     assert err.strip().splitlines() == [f"spotcheck: error: {taken}: File exists"]
 
 
+def test_a_usage_error_is_one_line_that_says_where_help_is(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exit:
+        main(["report", "--jobs", "x", "run/"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit.value.code == 2
+    assert lines == [
+        "spotcheck report: error: argument --jobs: 'x' is not a whole number "
+        "(see spotcheck report -h)"
+    ]
+
+
+def test_no_arguments_at_all_print_the_overview(capsys):
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: spotcheck") and "spotcheck generate" in err
+
+
 def test_verbose_before_the_command_is_kept():
     args = _parser().parse_args(["-vv", "check", "pod.yaml"])
     assert args.verbose == 2
