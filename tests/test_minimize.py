@@ -75,7 +75,7 @@ def test_shrunk_pod_keeps_the_failing_feature_and_drops_the_rest() -> None:
     config = shrunk.config
     assert "hostPath" in config and "path:" in config
     for gone in ("labels", "env", "serviceAccountName", "sidecar", "emptyDir",
-                 "securityContext", "nginx"):  # fmt: skip
+                 "nginx", "capabilities"):  # fmt: skip
         assert gone not in config, gone
     # Still a pod with a container, still unsafe for the cluster's rule.
     assert "kind: Pod" in config and "containers:" in config and "image:" in config
@@ -86,7 +86,34 @@ def test_shrunk_pod_keeps_the_failing_feature_and_drops_the_rest() -> None:
     assert shrunk.model_calls == len(judge.asked) > 1
     assert judge.asked[0] == POD
     assert shrunk.checked == ["has_hostpath=true", "rule=restrictedVolumes"]
-    assert len(config) < len(POD) / 3
+    assert len(config) < len(POD) / 2
+    # The pod-level runAsNonRoot and seccompProfile stay: without them it
+    # would break checks the original passed.
+    assert set(again.rules) <= set(truth(POD, case.question).rules)
+    assert "runAsNonRoot: true" in config and "RuntimeDefault" in config
+
+
+def test_a_shrunk_example_breaks_no_check_the_original_passed() -> None:
+    # Only the volume is wrong here: the example must keep every setting
+    # that makes the rest pass, or it no longer shows what was missed.
+    hardened = POD.replace(
+        "      allowPrivilegeEscalation: true",
+        "      allowPrivilegeEscalation: false\n      capabilities:\n"
+        "        drop: [ALL]",
+    )
+    case = make_case(hardened)
+    assert case.truth.rules == ("restrictedVolumes",)
+
+    shrunk = shrink_case(
+        case,
+        kind="missed_unsafe",
+        conditions=[("rule", "restrictedVolumes")],
+        judge=HostPathBlind(),
+    )
+
+    assert truth(shrunk.config, case.question).rules == ("restrictedVolumes",)
+    assert "allowPrivilegeEscalation: false" in shrunk.config
+    assert "sidecar" not in shrunk.config and "labels" not in shrunk.config
 
 
 def test_the_call_budget_is_kept_and_the_result_still_fails() -> None:
@@ -242,3 +269,39 @@ def test_max_calls_must_be_positive() -> None:
     with pytest.raises(Exception, match="max_calls"):
         shrink_case(make_case(POD), kind="missed_unsafe", judge=HostPathBlind(),
                     max_calls=0)  # fmt: skip
+
+
+def test_the_respellings_are_the_mutators_that_change_the_style() -> None:
+    import random
+
+    from generator.mutate.base import Manifest
+    from generator.mutate.k8s import MUTATORS
+    from generator.mutate.k8s_spelling import RESTYLING
+    from generator.mutate.seeds import load_seeds
+
+    restyling = set()
+    for seed in load_seeds():
+        for mutator in MUTATORS:
+            for i in range(3):
+                manifest = Manifest(seed.documents)
+                result = mutator(manifest, random.Random(i))
+                if result is not None and result.style != manifest.style:
+                    restyling.add(mutator.name)
+    assert restyling == RESTYLING
+
+
+def test_a_respelling_condition_is_said_to_be_lost_not_held() -> None:
+    # A misleading comment is gone once the pod is written back: the
+    # example must not claim to hold it.
+    case = make_case("# privileged: false is enforced by policy\n" + POD)
+    shrunk = shrink_case(
+        case,
+        kind="missed_unsafe",
+        conditions=[("operator", "add_misleading_comment"), ("operator", "harden")],
+        judge=HostPathBlind(),
+    )
+    assert shrunk.unchecked == [
+        "operator=add_misleading_comment (a respelling, lost in re-rendering)"
+    ]
+    assert shrunk.checked == ["operator=harden (kept: provenance)"]
+    assert "#" not in shrunk.config

@@ -22,6 +22,7 @@ from typing import Any
 from generator.mutate.base import Manifest
 
 __all__ = [
+    "RESTYLING",
     "add_misleading_comment",
     "comment_out_field",
     "indent_like_kubectl",
@@ -32,6 +33,21 @@ __all__ = [
     "spell_booleans",
     "write_flow_style",
 ]
+
+# The mutators whose edit is all or partly in the Style (a comment, flow
+# style, quoting, anchors, boolean words, indentation): a manifest parsed
+# and written back, as the minimizer writes its candidates, loses it.
+RESTYLING = frozenset(
+    {
+        "add_misleading_comment",
+        "comment_out_field",
+        "indent_like_kubectl",
+        "quote_keys",
+        "share_context_by_anchor",
+        "spell_booleans",
+        "write_flow_style",
+    }
+)
 
 
 def _shuffled(value: Any, rnd: random.Random) -> Any:
