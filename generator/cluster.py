@@ -97,7 +97,8 @@ class Cluster:
     of its own (against the rest of the population, against each larger
     slice holding it, and on the cases no stronger cluster explains);
     ``q_value`` its Benjamini-Hochberg adjustment over every slice tried
-    that could reach significance (``_testable``).
+    that could reach significance (``_testable``). For a lead both are the
+    slice's own test against the rest of the population (``_leads``).
     """
 
     kind: str
@@ -574,8 +575,11 @@ def find_slices(
     past ``max_clusters``, which are kept).
 
     Leads are distinct slices whose own p-value is under ``alpha`` but which
-    do not survive the correction: on a small run, where to look next with
-    more cases, never a finding. Their ``q_value`` says how far off they are.
+    are no clusters: where to look next, never a finding. A lead's q-value
+    above ``alpha`` says it does not survive the correction (run more
+    cases); at or below, that it is significant but not apart from the
+    clusters (it fails no more than one holding it, or not on the cases
+    they leave out).
     """
     rows = CaseRows()
     for case, result in pairs:
@@ -720,16 +724,20 @@ def effect_order(cluster: Cluster) -> tuple:
 
 
 def _leads(rows, searches, clusters, alpha, limit) -> list[Cluster]:
+    """Distinct slices by their own p-values, clusters left out. A lead's
+    ``p_value`` and ``q_value`` are its own test against the rest of the
+    population and that test's adjustment, so a small q says the slice is
+    significant but not apart from the clusters."""
     found = {(c.kind, c.conditions) for c in clusters}
     leads = []
     for kind, search in searches.items():
         for item in search.select(alpha, corrected=False):
-            lead = _cluster(rows, kind, search, item)
+            lead = _cluster(rows, kind, search, item, own=True)
             if (kind, lead.conditions) not in found:
-                leads.append(lead)
-    # The strongest leads are kept, then listed as clusters are.
-    leads.sort(key=lambda c: (c.p_value, c.kind, c.name))
-    return sorted(leads[:limit], key=effect_order)
+                leads.append((item.evidence, lead))
+    # The most distinct leads are kept, then listed as clusters are.
+    leads.sort(key=lambda pair: (pair[0], pair[1].kind, pair[1].name))
+    return sorted((lead for _, lead in leads[:limit]), key=effect_order)
 
 
 def _flags(values: list, wanted: object) -> bytearray:
@@ -737,14 +745,16 @@ def _flags(values: list, wanted: object) -> bytearray:
     return bytearray(value == wanted for value in values)
 
 
-def _cluster(rows: CaseRows, kind: str, search: SliceSearch, item: Slice) -> Cluster:
+def _cluster(
+    rows: CaseRows, kind: str, search: SliceSearch, item: Slice, own: bool = False
+) -> Cluster:
     return Cluster(
         kind=kind,
         conditions=tuple(rows.features[f] for f in item.features),
         support=item.support,
         failures=item.failures,
         base_rate=search.base,
-        p_value=item.evidence,
+        p_value=item.p_value if own else item.evidence,
         q_value=item.q_value,
         example_case_id=_smallest(rows, item.mask & search.failed),
         equivalent=tuple(

@@ -367,6 +367,23 @@ def test_a_slice_short_of_significance_is_a_lead_not_a_cluster() -> None:
     assert leads == sorted(leads, key=effect_order)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_a_leads_p_and_q_are_its_own_test_and_its_adjustment(seed: int) -> None:
+    from generator.stats import hypergeom_sf
+
+    pairs = planted_run(seed) + weak_run(seed)
+    _, leads = find_slices(pairs)
+    assert leads
+
+    for lead in leads:
+        population = "unsafe" if lead.kind == "missed_unsafe" else "safe"
+        rows = [r for c, r in pairs if c.truth.verdict == population]
+        total, marked = len(rows), sum(r.failure == lead.kind for r in rows)
+        own = hypergeom_sf(lead.failures, total, marked, lead.support)
+        assert lead.p_value == pytest.approx(own, rel=1e-9)
+        assert lead.p_value <= lead.q_value
+
+
 def test_leads_never_repeat_a_cluster() -> None:
     clusters, leads = find_slices(planted_run(0))
     assert clusters
