@@ -79,7 +79,9 @@ class _Parser(argparse.ArgumentParser):
     usage block above it buried the line that says what is wrong."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+        # The top parser also reports what a command's parser left unknown.
+        where = f"{self.prog} -h" if " " in self.prog else "spotcheck COMMAND -h"
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {where})\n")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import multiprocessing
 from array import array
 from bisect import bisect_right
@@ -141,10 +142,21 @@ class Cluster:
             "lift": round(self.lift, 3),
             "interval": [round(low, 4), round(high, 4)],
             "p_value": float(f"{self.p_value:.3g}"),
-            "q_value": float(f"{self.q_value:.3g}"),
+            "q_value": rounded_up(self.q_value),
             "example_case_id": self.example_case_id,
             "equivalent": [format_conditions(c) for c in self.equivalent],
         }
+
+
+def rounded_up(value: float, digits: int = 3) -> float:
+    """``value`` to ``digits`` significant digits, rounded up: a q-value
+    read off the report is never below the one that was compared with
+    alpha, so 0.05004 reads 0.0501, not 0.05."""
+    shown = float(f"{value:.{digits}g}")
+    if shown >= value or value <= 0:
+        return shown
+    step = 10 ** (math.floor(math.log10(value)) - digits + 1)
+    return float(f"{shown + step:.{digits}g}")
 
 
 def case_key(case: dict[str, Any]) -> tuple[str, Any, tuple[str, ...]]:
@@ -650,7 +662,10 @@ def search_rows(
     for item, q in zip(tried, qs, strict=True):
         item.q_value = q
     passed = [item.p_value for item in tried if item.q_value <= alpha]
-    cutoff = max(passed, default=0.0)
+    # The step-up's own threshold, alpha times discoveries over tests: the
+    # largest p that passed would hold a lone discovery's other claims to
+    # its own p-value, which a pair's test against its parts never meets.
+    cutoff = alpha * len(passed) / total if passed else 0.0
     logger.info(
         "clusters: %d cases, %d slices tried, %d testable, %d discoveries "
         "(p <= %.3g)",

@@ -844,14 +844,15 @@ def _format_run(run: dict[str, Any]) -> str:
     if run["leads"]:
         out += ["", "### Leads: not clusters", ""]
         alpha = run.get("cluster_settings", {}).get("alpha", 0.05)
-        out += [leads_said(run["leads"], alpha), ""]
+        out += [leads_said(run["leads"], alpha, bool(run["clusters"])), ""]
         out += _slice_table(run["leads"], with_q=True)
     out += _format_minimal(run)
     return "\n".join(out)
 
 
-def leads_said(leads: list[dict[str, Any]], alpha: float) -> str:
-    """Why the leads are not clusters, in words that fit the ones listed."""
+def leads_said(leads: list[dict[str, Any]], alpha: float, clusters: bool) -> str:
+    """Why the leads are not clusters, in words that fit the ones listed
+    (their q-values as the report prints them: rounded up, 3 digits)."""
     weak = [lead for lead in leads if lead["q_value"] > alpha]
     said = []
     if weak:
@@ -863,10 +864,16 @@ def leads_said(leads: list[dict[str, Any]], alpha: float) -> str:
     if len(weak) < len(leads):
         said.append(
             f"{'Those' if weak else 'Slices'} with q at or below {alpha:g} are "
-            "significant on their own, but what would set them apart from "
-            "the clusters (failing more than each cluster or larger slice "
-            "holding them, and on the cases the clusters leave out) does not "
-            "survive the correction."
+            "significant on their own, but "
+            + (
+                "what would set them apart from the clusters (failing more "
+                "than each cluster or larger slice holding them, and on the "
+                "cases the clusters leave out)"
+                if clusters
+                else "what would make them a problem of their own (failing "
+                "more than each larger slice holding them)"
+            )
+            + " does not survive the correction."
         )
     return " ".join(said)
 
@@ -1015,7 +1022,7 @@ def _slice_table(clusters: list[dict[str, Any]], *, with_q: bool) -> list[str]:
         [
             i, c["kind"], _slice_cell(c), c["support"],
             f"{_pct(c['failure_rate'])} ({c['failures']})", f"{c['lift']:.1f}×",
-            _span(c["interval"]), *([f"{c['q_value']:.2g}"] if with_q else []),
+            _span(c["interval"]), *([f"{c['q_value']:.3g}"] if with_q else []),
             f"`{c['example_case_id']}`",
         ]
         for i, c in enumerate(clusters, start=1)

@@ -127,7 +127,8 @@ def _run(run: dict[str, Any]) -> str:
         )
     if run.get("leads"):
         parts.append("<h2>Leads: not clusters</h2>")
-        parts.append(f"<p>{escape(leads_said(run['leads'], alpha))}</p>")
+        said = leads_said(run["leads"], alpha, bool(run["clusters"]))
+        parts.append(f"<p>{escape(said)}</p>")
         parts += [_cluster(i, c, lead=True) for i, c in enumerate(run["leads"], 1)]
     if run.get("consistency"):
         parts.append(_consistency(run["consistency"]))
@@ -241,7 +242,7 @@ def _cluster(number: int, c: dict[str, Any], *, lead: bool = False) -> str:
         f"<h3>{name.capitalize()} {number}: {kind.replace('_', ' ')} · {conditions}</h3>",
         f"<p>fails {_pct(c['failure_rate'])} ({c['failures']} of {c['support']} "
         f"cases; 95% interval {_span(c['interval'])}) against {_pct(c['base_rate'])} "
-        f"overall: lift {c['lift']:.1f}× · q = {c['q_value']:.2g}</p>",
+        f"overall: lift {c['lift']:.1f}× · q = {c['q_value']:.3g}</p>",
     ]
     if c.get("equivalent"):
         also = ", ".join(f"<code>{escape(e)}</code>" for e in c["equivalent"])

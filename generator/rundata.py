@@ -679,7 +679,16 @@ def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 if not line.endswith(b"\n"):
                     _skip_torn(line, path, number)
                     return
-                raise SuiteError(f"{path}:{number}: not JSON: {exc}") from None
+                raise _not_json(line, path, number, exc) from None
+
+
+def _not_json(line: bytes, path: Path | str, number: int, exc: Exception) -> SuiteError:
+    """The error for a line that is no JSON; one that holds a bare CR most
+    likely is several lines joined by old Mac line ends."""
+    hint = ""
+    if b"\r" in line.rstrip(b"\r\n"):
+        hint = " (it holds a bare CR: convert the file's line endings to \\n)"
+    return SuiteError(f"{path}:{number}: not JSON: {exc}{hint}")
 
 
 def _skip_torn(line: bytes, path: Path, number: int) -> None:
@@ -911,12 +920,12 @@ class _Answers:
         if handle is None:
             handle = handles[part] = open(self.paths[part], "rb")
         handle.seek(self.offset[number])
+        line = handle.readline()
         try:
-            result = _loads(handle.readline())
+            result = _loads(line)
         except ValueError as exc:
-            raise SuiteError(
-                f"{self.paths[part]}:{self.line[number]}: not JSON: {exc}"
-            ) from None
+            path = self.paths[part]
+            raise _not_json(line, path, self.line[number], exc) from None
         return number, result, self.paths[part], self.line[number]
 
     def check(self, hits: list[array]) -> None:
@@ -997,7 +1006,7 @@ def _parsed_result(
         if torn:
             _skip_torn(line, path, number)
             return None
-        raise SuiteError(f"{path}:{number}: not JSON: {exc}") from None
+        raise _not_json(line, path, number, exc) from None
     except (KeyError, TypeError) as exc:
         raise SuiteError(f"{path}:{number}: malformed record: {exc!r}") from None
     return result

@@ -295,8 +295,9 @@ class SliceSearch:
     def select(self, cutoff: float, *, corrected: bool = True) -> list[Slice]:
         """The distinct clusters, strongest first, once q-values are set.
 
-        ``cutoff`` is the largest p-value the correction let through; every
-        comparison that must be "clear" is held to it too. Each slice kept
+        ``cutoff`` is the p-value threshold of the correction (alpha times
+        discoveries over tests); every comparison that must be "clear" is
+        held to it too. Each slice kept
         gets its ``evidence``: the largest p-value among all the claims that
         make it a cluster of its own, for the final correction in ``cluster``.
         With ``corrected=False`` a slice needs only its own p-value under

@@ -273,6 +273,10 @@ def test_results_with_bare_cr_line_ends_are_an_error_not_an_empty_run(
     results.write_bytes(crlf.replace(b"\r\n", b"\r"))
     with pytest.raises(SuiteError, match=r"results.jsonl:1: lines end in a bare CR"):
         build_report([run_dir], jobs=jobs)
+    # The same ending in one newline: no torn line, a line that is no JSON.
+    results.write_bytes(crlf.replace(b"\r\n", b"\r") + b"\n")
+    with pytest.raises(SuiteError, match=r"results.jsonl:1: not JSON.* bare CR"):
+        build_report([run_dir], jobs=jobs)
 
     # A CRLF file torn after its last CR is only torn; one torn after a
     # CR inside a line too.
@@ -487,13 +491,25 @@ def test_a_run_over_several_domains_names_each_template(tmp_path: Path) -> None:
 def test_leads_say_why_each_sort_is_no_cluster() -> None:
     from generator.report import leads_said
 
-    weak, overlapping = {"q_value": 0.3}, {"q_value": 1e-8}
+    weak, overlapping = {"q_value": 0.0501}, {"q_value": 0.05}
 
-    only_weak = leads_said([weak], 0.05)
-    only_overlapping = leads_said([overlapping], 0.05)
-    both = leads_said([weak, overlapping], 0.05)
+    only_weak = leads_said([weak], 0.05, True)
+    only_overlapping = leads_said([overlapping], 0.05, True)
+    both = leads_said([weak, overlapping], 0.05, True)
+    alone = leads_said([overlapping], 0.05, False)
 
     assert "run more cases" in only_weak and "on their own" not in only_weak
     assert "on their own" in only_overlapping and "more cases" not in only_overlapping
     assert only_overlapping.startswith("Slices with q at or below 0.05")
+    assert "apart from the clusters" in only_overlapping
     assert both.startswith(only_weak) and "Those with q at or below" in both
+    assert "clusters" not in alone and "larger slice holding them" in alone
+
+
+def test_a_q_value_is_rounded_up_as_reported() -> None:
+    from generator.cluster import rounded_up
+
+    assert rounded_up(0.05004) == 0.0501 > 0.05
+    assert rounded_up(0.05) == 0.05 and rounded_up(0.0499999) == 0.05
+    assert rounded_up(1.234e-8) == 1.24e-08 and rounded_up(1.0) == 1.0
+    assert rounded_up(0.0) == 0.0
