@@ -384,6 +384,25 @@ def test_a_leads_p_and_q_are_its_own_test_and_its_adjustment(seed: int) -> None:
         assert lead.p_value <= lead.q_value
 
 
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_a_lone_significant_pair_is_a_cluster(seed: int) -> None:
+    # One discovery only: its test against its parts was held to its own
+    # p-value (the largest that passed), which it never meets, so the pair
+    # was always dropped to a lead.
+    rng = random.Random(seed)
+    pairs = []
+    for i in range(1000):
+        tags = {f"t{j}": f"v{rng.randrange(6)}" for j in range(4)}
+        case = make_case(i, tags=tags, rules=["r"])
+        planted = tags["t0"] == "v0" and tags["t1"] == "v0"
+        miss = rng.random() < (0.95 if planted else 0.5)
+        pairs.append((case, answer(case, "safe" if miss else "unsafe")))
+
+    clusters, _ = find_slices(pairs)
+
+    assert [c.name for c in clusters] == ["t0=v0 & t1=v0"]
+
+
 def test_leads_never_repeat_a_cluster() -> None:
     clusters, leads = find_slices(planted_run(0))
     assert clusters
