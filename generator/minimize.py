@@ -24,15 +24,18 @@ quarters and single children, keeping every removal after which the
    run's model, template and scoring rule). It is asked last, since every
    answer costs a model call; ``max_calls`` bounds them.
 
-Validity is kept by never removing what makes the document one: for
+The shape of a document is kept by never removing what makes it one: for
 Kubernetes ``apiVersion``, ``kind``, ``metadata.name``, ``containers``
 and its last item, each container's ``name`` and ``image``, each volume's
 ``name``, a hostPath's ``path``, and no candidate may gain the oracle's
 ``invalidField`` (a field of the wrong type); for IAM ``Version``,
 ``Statement`` and the last statement, and each statement's ``Effect``,
 action, resource and principal elements (their last value too). Anything
-else the oracle rejects is rejected with it. A config that is neither
-YAML nor JSON (Terraform) is shrunk line by line instead.
+else the oracle rejects is rejected with it. What only the API server
+checks is not kept: names may repeat once shrunk to ``x``, a quantity may
+read ``x``, a mount may lose its volume; the example is what the oracle
+and the model were shown, not an object to apply. A config that is
+neither YAML nor JSON (Terraform) is shrunk line by line instead.
 """
 
 from __future__ import annotations
