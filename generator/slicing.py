@@ -251,13 +251,13 @@ class SliceSearch:
         have: the one holding as many failures as it can (1.0 if even that
         is too few or too mild to report)."""
         most = min(support, self.marked)
-        if not self._big(most, support):
+        if not self.big(most, support):
             return 1.0
         return hypergeom_sf(most, self.total, self.marked, support)
 
     def _test(self, features: tuple[int, ...], support: int, failures: int) -> None:
         self.tested[support] += 1
-        if not self._big(failures, support):
+        if not self.big(failures, support):
             return
         alpha = self.settings.alpha
         p = hypergeom_sf(failures, self.total, self.marked, support, limit=alpha)
@@ -266,9 +266,10 @@ class SliceSearch:
         if p <= alpha:
             self.candidates.append(Slice(features, 0, support, failures, p))
 
-    def _big(self, failures: int, support: int) -> bool:
+    def big(self, failures, support):
         """Whether a slice is worse enough to report: ``min_lift`` times the
-        base failure rate, or ``min_lift`` times less often right.
+        base failure rate, or ``min_lift`` times less often right. Counts
+        may be ints or numpy arrays (then one answer each).
 
         The second reading is what a kind failing most of the time can
         show: at an 80% false-alarm rate no slice can fail 1.5 times as
@@ -276,14 +277,6 @@ class SliceSearch:
         than 20% is a problem of its own. Below a base rate of
         1 / (1 + min_lift) the first reading is the milder one.
         """
-        cfg = self.settings
-        return failures >= cfg.min_failures and (
-            failures >= cfg.min_lift * self.base * support
-            or (support - failures) * cfg.min_lift <= (1 - self.base) * support
-        )
-
-    def big(self, failures, support):
-        """``_big`` over arrays of counts (same float arithmetic)."""
         cfg = self.settings
         return (failures >= cfg.min_failures) & (
             (failures >= cfg.min_lift * self.base * support)
@@ -357,7 +350,7 @@ class SliceSearch:
     def _enriched(self, mask: int, cutoff: float) -> float:
         support = mask.bit_count()
         failures = (mask & self.failed).bit_count()
-        if not self._big(failures, support):
+        if not self.big(failures, support):
             return 1.0
         return hypergeom_sf(failures, self.total, self.marked, support, cutoff)
 
