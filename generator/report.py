@@ -444,13 +444,10 @@ def _guard_section(run: Run) -> dict[str, Any]:
 def _with_example(run: Run, cluster: dict[str, Any]) -> dict[str, Any]:
     """The cluster with its example case's config, for readers of the JSON.
 
-    ``minimal_example`` is for a shrinker to fill in, in this shape::
-
-        {"config": TEXT, "model_calls": N,
-         "nearest_passing": {"case_id": ID or None, "config": TEXT} or None}
-
-    (the shrunk config, the model calls the shrinking took, and the passing
-    case closest to it, which the HTML page shows as a diff).
+    ``minimal_example`` is for a shrinker to fill in
+    (``generator.minimize.minimize_report`` gives its shape): the shrunk
+    config, the model calls the shrinking took, and the passing case
+    closest to it, which the HTML page shows as a diff.
     """
     case = run.case(cluster["example_case_id"])
     cluster["example"] = {
